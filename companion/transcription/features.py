@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
+import scipy.sparse
 
 from companion.transcription.weights import FRAME_SIZES, load_filterbanks
 
@@ -109,6 +110,7 @@ class IncrementalFeatures:
         self._max_size = max(FRAME_SIZES)
         self._half = self._max_size // 2
         self._filterbanks = [fb.astype(np.float32) for fb in load_filterbanks()]
+        self._filterbanks_t = [scipy.sparse.csr_matrix(fb.T) for fb in self._filterbanks]  # (n_bands, bins)
         self._windows = [np.hanning(n) for n in FRAME_SIZES]
         self._diff_frames = [diff_frames_for(n, self.hop_size) for n in FRAME_SIZES]
         self._spec_index = FRAME_SIZES.index(SPEC_FRAME_SIZE)
@@ -181,12 +183,9 @@ class IncrementalFeatures:
             mag = np.abs(scipy.fft.rfft(windowed, axis=1).astype(np.complex64))  # (n, size/2+1)
             if i == self._spec_index:
                 spec_out = mag
-            # one matrix-vector product per frame: a batched product's rounding would depend on how
-            # many frames a block completes, and the features must not depend on the block size
-            fb = self._filterbanks[i]
-            filt = np.empty((n, fb.shape[1]), np.float32)
-            for r in range(n):
-                np.dot(mag[r, :size // 2], fb, out=filt[r])
+            # sparse product (no BLAS): each value is summed in a fixed order whatever the number of
+            # frames a block completes, so the features do not depend on the block size
+            filt = np.asarray(self._filterbanks_t[i] @ mag[:, :size // 2].T).T
             logspec = np.log10(np.float32(5.0) * filt + np.float32(1.0)).astype(np.float32)
             d = self._diff_frames[i]
             ext = np.concatenate([self._hist[i], logspec])  # rows: frames first-d .. upto-1
