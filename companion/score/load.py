@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ SUPPORTED_SUFFIXES = NOTATED_SUFFIXES + MIDI_SUFFIXES
 
 #: verovio options used for every load; xmlIdSeed makes generated ids stable between runs
 VEROVIO_OPTIONS = {"xmlIdSeed": 1}
+_MEI_NS = "{http://www.music-encoding.org/ns/mei}"
+_XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -68,13 +71,16 @@ def load_score(path: str | os.PathLike) -> Piece:
     return _load_with_verovio(p)
 
 
-def _default_meta(p: Path, sha: str) -> PieceMeta:
-    return PieceMeta(source=str(p), title=p.stem, composer="", sha256=sha)
-
-
 def _load_with_verovio(p: Path) -> Piece:
     import verovio
 
+    from companion.score.metadata import read_metadata
+    from companion.score.validate import check_score_file
+
+    try:
+        musicxml_root = check_score_file(p)  # keeps input that crashes verovio away from it
+    except ScoreError as exc:
+        raise ScoreError(f"{p}: {exc}") from None
     verovio.enableLog(verovio.LOG_OFF)
     sha = file_sha256(p)
     tk = verovio.toolkit()
@@ -88,17 +94,56 @@ def _load_with_verovio(p: Path) -> Piece:
     timemap = tk.renderToTimemap({"includeMeasures": True})
     if not timemap:
         raise ScoreError(f"{p}: the score has no timed content")
-    notes, bars = _arrays_from_timemap(tk, timemap)
+    try:
+        mei_root = ET.fromstring(tk.getMEI({"removeIds": False}))
+    except ET.ParseError as exc:  # pragma: no cover - verovio writes well-formed MEI
+        log.warning("%s: verovio's MEI export is not well-formed (%s); ties are not merged", p, exc)
+        mei_root = None
+    ties = _tie_links(mei_root) if mei_root is not None else {}
+    notes, bars = _arrays_from_timemap(tk, timemap, ties=ties)
     if len(notes) == 0:
         raise ScoreError(f"{p}: the score holds no notes")
-    from companion.score.metadata import read_metadata
-
-    meta = read_metadata(p, tk, sha) or _default_meta(p, sha)
+    meta = read_metadata(p, sha, musicxml_root=musicxml_root, mei_root=mei_root)
     return Piece(meta=meta, notes=notes, bars=bars)
 
 
-def _arrays_from_timemap(tk, timemap: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Turn verovio's timemap into note and bar arrays (performance order, repeats unfolded)."""
+def _tie_links(mei_root: ET.Element) -> dict[str, str]:
+    """``{start note id: end note id}`` for every tie in verovio's MEI export.
+
+    Verovio's timemap lists the continuation of a tie in ``on`` as if it were struck again; a tied
+    note sounds once, for the tie's whole length, so continuations are dropped and their length is
+    added to the first note.
+    """
+    links: dict[str, str] = {}
+    for tie in mei_root.iter(f"{_MEI_NS}tie"):
+        start, end = tie.get("startid", ""), tie.get("endid", "")
+        if start and end:
+            links[start.lstrip("#")] = end.lstrip("#")
+    # ties written as note/@tie (i = initial, m = medial, t = terminal) with no <tie> element
+    prev_open: dict[tuple[str, str], str] = {}
+    for note in mei_root.iter(f"{_MEI_NS}note"):
+        flag = note.get("tie")
+        nid = note.get(_XML_ID)
+        if not flag or not nid:
+            continue
+        key = (note.get("pname", ""), note.get("oct", ""))
+        if flag in ("m", "t") and key in prev_open and prev_open[key] not in links:
+            links[prev_open[key]] = nid
+        if flag in ("i", "m"):
+            prev_open[key] = nid
+        else:
+            prev_open.pop(key, None)
+    return links
+
+
+def _arrays_from_timemap(tk, timemap: list[dict], *, ties: dict[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Turn verovio's timemap into note and bar arrays (performance order, repeats unfolded).
+
+    ``ties`` maps a tie's start note id to its end note id (notated ids); tie continuations are
+    left out and their duration is merged into the first note of the tie.
+    """
+    ties = ties or {}
+    tie_ends = set(ties.values())
     onsets: dict[str, tuple[float, float]] = {}
     offsets: dict[str, float] = {}
     bar_rows: list[tuple[float, float, str]] = []
@@ -146,6 +191,8 @@ def _arrays_from_timemap(tk, timemap: list[dict]) -> tuple[np.ndarray, np.ndarra
     n = 0
     for nid, (q, t) in onsets.items():
         base = notated(nid)
+        if base in tie_ends:
+            continue  # continuation of a tied note: it does not sound again
         pitch = pitch_cache.get(base)
         if pitch is None:
             vals = tk.getMIDIValuesForElement(nid)
@@ -154,6 +201,16 @@ def _arrays_from_timemap(tk, timemap: list[dict]) -> tuple[np.ndarray, np.ndarra
         if pitch < 0 or pitch > 127:
             continue  # rests, unpitched or unresolvable elements
         off = offsets.get(nid, q)
+        if base in ties:  # follow the tie chain to its last note (same repeat pass: same id suffix)
+            suffix = nid[len(base):] if nid.startswith(base) else ""
+            cur = base
+            for _ in range(64):
+                cur = ties.get(cur)
+                if cur is None:
+                    break
+                end = offsets.get(cur + suffix, offsets.get(cur))
+                if end is not None and end > off:
+                    off = end
         notes[n] = (q, t, max(off - q, 0.0), pitch, 0, 0.0, base)
         n += 1
     notes = notes[:n]

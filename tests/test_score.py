@@ -1,0 +1,228 @@
+"""Score loading: bar numbers, ties, repeats, MIDI scores, metadata and malformed files (known answers)."""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from companion.score.load import load_score
+from companion.score.model import BAR_DTYPE, NOTE_DTYPE, ScoreError
+
+CORPUS = Path(__import__("music21").__file__).resolve().parent / "corpus"
+K545 = CORPUS / "mozart/k545/movement1_exposition.mxl"
+BWV846 = CORPUS / "bach/bwv846.mxl"
+MAZURKA = CORPUS / "chopin/mazurka06-2.krn"
+OP19_2 = CORPUS / "schoenberg/opus19/movement2.mxl"
+
+
+def _musicxml_notes(mxl: Path) -> dict[str, dict]:
+    """Every pitched ``<note id>`` of an .mxl with its ``<measure number>`` and tie/grace flags,
+    read straight from the XML (independent of verovio)."""
+    with zipfile.ZipFile(mxl) as z:
+        name = next(n for n in z.namelist() if not n.startswith("META-INF"))
+        root = ET.fromstring(z.read(name))
+    out = {}
+    for measure in root.iter("measure"):
+        for note in measure.iter("note"):
+            nid = note.get("id")
+            if nid is None or note.find("rest") is not None:
+                continue
+            ties = {t.get("type") for t in note.findall("tie")}
+            out[nid] = {"measure": measure.get("number"), "tie_stop": "stop" in ties,
+                        "grace": note.find("grace") is not None, "chord": note.find("chord") is not None}
+    return out
+
+
+@pytest.fixture(scope="module")
+def sonata17(asap):
+    folder = asap / "Beethoven/Piano_Sonatas/17-1"
+    return folder, load_score(folder / "xml_score.mxl")
+
+
+def test_bar_numbers_match_musicxml(sonata17):
+    folder, piece = sonata17
+    xml = _musicxml_notes(folder / "xml_score.mxl")
+    numbers = piece.bars["number"][piece.notes["bar"]]
+    assert piece.notes.dtype == NOTE_DTYPE and piece.bars.dtype == BAR_DTYPE
+    checked = 0
+    for nid, number in zip(piece.notes["note_id"], numbers):
+        assert nid in xml, f"{nid} is not a notated note id"
+        assert number == xml[nid]["measure"], nid
+        checked += 1
+    assert checked == len(piece.notes) > 3000
+    # a few notes by hand: n1 opens bar 1, the first notes carry the file's own ids
+    assert piece.measure_at(0.0) == ("1", 0.0)
+    assert set(piece.notes["note_id"][piece.notes["onset_quarters"] == 0.0]) >= {"n1", "n2", "n3", "n7"}
+
+
+def test_ties_sound_once_with_merged_duration(sonata17):
+    folder, piece = sonata17
+    xml = _musicxml_notes(folder / "xml_score.mxl")
+    ids = set(piece.notes["note_id"])
+    tie_stops = {nid for nid, d in xml.items() if d["tie_stop"]}
+    assert len(tie_stops) == 124
+    assert not ids & tie_stops, "a tie continuation is sounding"
+    # every other pitched note sounds (grace notes and chord notes included)
+    assert ids == set(xml) - tie_stops
+    assert {nid for nid, d in xml.items() if d["grace"]} <= ids
+    # n7 (4 quarters) is tied to n17 (3 quarters): one note of 7 quarters
+    n7 = piece.notes[piece.notes["note_id"] == "n7"][0]
+    assert n7["duration_quarters"] == pytest.approx(7.0)
+
+
+def test_repeats_unfolded(asap, sonata17):
+    _, rep = sonata17
+    norep = load_score(asap / "Beethoven/Piano_Sonatas/17-1_no_repeat/xml_score.mxl")
+    assert len(rep.notes) > len(norep.notes) + 1000
+    assert len(rep.bars) > len(norep.bars)
+    # the repeated exposition: some bar numbers occur twice in performance order, ids stay notated
+    counts = collections.Counter(rep.bars["number"])
+    assert counts["2"] == 2 and counts.most_common(1)[0][1] == 2
+    assert all(counts_n == 1 for counts_n in collections.Counter(norep.bars["number"]).values())
+    assert not any("-rend" in i for i in rep.notes["note_id"])
+    # bars strictly increasing in unfolded time, notes sorted and inside their bar
+    for p in (rep, norep):
+        assert np.all(np.diff(p.bars["start_quarters"]) > 0)
+        assert np.all(np.diff(p.notes["onset_quarters"]) >= 0)
+        assert np.all(np.diff(p.notes["onset_s"]) >= -1e-9)
+        assert np.all(p.notes["measure_offset"] >= 0)
+    # the same notated note sounds once per pass
+    per_id = collections.Counter(rep.notes["note_id"])
+    assert per_id["n1"] == 2
+
+
+def test_asap_midi_score_matches_musicxml(asap):
+    folder = asap / "Chopin/Etudes_op_10/3"
+    midi = load_score(folder / "midi_score.mid")
+    xml = load_score(folder / "xml_score.mxl")
+    assert len(midi.notes) == len(xml.notes) == 1932
+    np.testing.assert_array_equal(np.sort(midi.notes["pitch"]), np.sort(xml.notes["pitch"]))
+    # the score MIDI places a few grace notes slightly earlier (< 0.05 quarters); all else is exact
+    diff = np.abs(midi.notes["onset_quarters"] - xml.notes["onset_quarters"])
+    assert diff.max() < 0.05 and np.mean(diff < 1e-6) > 0.98
+    assert midi.notes["note_id"][0] == "midi-n0" and midi.bars["number"][0] == "1"
+    assert midi.meta.composer == "Chopin" and midi.meta.title == "Etudes op 10 3"
+
+
+def test_midi_score_tempo_map_and_time_signatures(tmp_path):
+    """A hand-made MIDI file: 3/4, 120 bpm for two bars, then 60 bpm; known onsets and bars."""
+    tpb = 480
+    mf = mido.MidiFile(type=1, ticks_per_beat=tpb)
+    meta = mido.MidiTrack([
+        mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0),
+        mido.MetaMessage("set_tempo", tempo=500_000, time=0),
+        mido.MetaMessage("set_tempo", tempo=1_000_000, time=6 * tpb),  # bar 3 at 60 bpm
+    ])
+    notes = mido.MidiTrack()
+    # quarters 0, 1, 5, 7 (+ a drum hit on channel 10 at 2 that must be ignored)
+    events = [(0, 60), (1, 64), (5, 67), (7, 72)]
+    t_prev = 0
+    msgs = []
+    for q, p in events:
+        msgs.append((q * tpb, mido.Message("note_on", note=p, velocity=80)))
+        msgs.append((q * tpb + tpb // 2, mido.Message("note_off", note=p, velocity=0)))
+    msgs.append((2 * tpb, mido.Message("note_on", channel=9, note=36, velocity=100)))
+    for tick, m in sorted(msgs, key=lambda x: x[0]):
+        notes.append(m.copy(time=tick - t_prev))
+        t_prev = tick
+    mf.tracks += [meta, notes]
+    path = tmp_path / "tune.mid"
+    mf.save(path)
+    piece = load_score(path)
+    np.testing.assert_array_equal(piece.notes["pitch"], [60, 64, 67, 72])
+    np.testing.assert_allclose(piece.notes["onset_quarters"], [0, 1, 5, 7])
+    np.testing.assert_allclose(piece.notes["onset_s"], [0, 0.5, 2.5, 3.0 + 1.0])
+    np.testing.assert_allclose(piece.notes["duration_quarters"], 0.5)
+    np.testing.assert_allclose(piece.bars["start_quarters"], [0, 3, 6])
+    np.testing.assert_allclose(piece.bars["start_s"], [0, 1.5, 3.0])
+    assert list(piece.bars["number"]) == ["1", "2", "3"]
+    assert list(piece.bars["number"][piece.notes["bar"]]) == ["1", "1", "2", "3"]
+    np.testing.assert_allclose(piece.notes["measure_offset"], [0, 1, 2, 1])
+    assert list(piece.notes["note_id"]) == ["midi-n0", "midi-n1", "midi-n2", "midi-n3"]
+    assert piece.meta.title == "tune"
+
+
+def test_music21_corpus_metadata_and_formats():
+    k545 = load_score(K545)
+    assert (k545.meta.title, k545.meta.composer) == ("k545 movement1 exposition", "Mozart")
+    bach = load_score(BWV846)
+    assert (bach.meta.title, bach.meta.composer) == ("Prelude I: In C major", "Johann Sebastian Bach")
+    assert len(bach.bars) == 35 - 1 and bach.bars["number"][-1] == "34"
+    # the prelude: 16 semiquavers per bar in bars 1-32 (ties merged), so 4 beats of 4 onsets each
+    first_bar = bach.notes[bach.notes["bar"] == 0]
+    assert len(np.unique(first_bar["onset_quarters"])) == 16
+    mazurka = load_score(MAZURKA)  # Humdrum **kern, metadata from !!!COM / !!!OTL
+    assert mazurka.meta.composer.startswith("Chopin")
+    assert "Mazurka" in mazurka.meta.title
+    assert len(mazurka.notes) > 700
+
+
+def test_score_without_tempo_uses_120_bpm():
+    piece = load_score(OP19_2)  # Schoenberg op. 19/2 carries no tempo in the file
+    np.testing.assert_allclose(piece.notes["onset_s"], piece.notes["onset_quarters"] * 0.5, atol=2e-3)
+
+
+def test_abc_score(tmp_path):
+    path = tmp_path / "tune.abc"
+    path.write_text("X:1\nT:Scale\nC:Nobody\nM:4/4\nL:1/4\nK:C\nC D E F|G A B c|]\n")
+    piece = load_score(path)
+    np.testing.assert_array_equal(piece.notes["pitch"], [60, 62, 64, 65, 67, 69, 71, 72])
+    assert list(piece.bars["number"][piece.notes["bar"]]) == ["1"] * 4 + ["2"] * 4
+    assert (piece.meta.title, piece.meta.composer) == ("Scale", "Nobody")
+
+
+def _mxl_member(mxl: Path) -> bytes:
+    with zipfile.ZipFile(mxl) as z:
+        return z.read(next(n for n in z.namelist() if not n.startswith("META-INF")))
+
+
+def _malformed(tmp_path: Path) -> list[Path]:
+    files = {
+        "empty.musicxml": b"",
+        "empty.mxl": b"",
+        "random.musicxml": bytes(range(256)) * 3,
+        "random.mxl": bytes(range(255, -1, -1)) * 3,
+        "truncated.mxl": BWV846.read_bytes()[:3000],
+        "fakezip.mxl": b"PK\x03\x04garbage",
+        "html.xml": b"<html><body>not a score</body></html>",
+        "nopart.musicxml": b'<?xml version="1.0"?><score-partwise><part-list/></score-partwise>',
+        "halfxml.musicxml": _mxl_member(BWV846)[:20000],  # verovio alone would load the first bars
+        "noKey.abc": b"X:1\nT:no key line\n",  # crashes verovio 6.4.1 (SIGSEGV) if it gets there
+        "nobody.abc": b"X:1\nK:C\n",
+        "text.krn": b"hello world\n",
+        "random.mei": b"\x00\x01\x02 not xml",
+        "notes.txt": b"C D E F",
+        "broken.mid": b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x01\x00",
+        "empty.mid": b"",
+    }
+    out = []
+    for name, data in files.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        out.append(p)
+    return out
+
+
+def test_malformed_files_raise_score_error(tmp_path):
+    for path in _malformed(tmp_path):
+        with pytest.raises(ScoreError) as err:
+            load_score(path)
+        msg = str(err.value)
+        assert str(path) in msg and len(msg) > len(str(path)) + 5, msg
+    with pytest.raises(ScoreError, match="no such file"):
+        load_score(tmp_path / "missing.mxl")
+
+
+def test_symlinked_and_copied_scores_load_the_same(tmp_path):
+    copy = tmp_path / "copy.mxl"
+    shutil.copy(K545, copy)
+    a, b = load_score(K545), load_score(copy)
+    np.testing.assert_array_equal(a.notes, b.notes)
+    assert a.meta.sha256 == b.meta.sha256 and a.meta.source != b.meta.source
