@@ -85,13 +85,14 @@ def _load_array(path: Path, dtype: np.dtype | None, *, mmap: bool = True) -> np.
     """``np.load`` without pickle, memory-mapped where the array is not empty."""
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except ValueError as exc:
-        if "empty file" in str(exc) or "mmap length" in str(exc):  # a zero-length array cannot be mapped
+    except (ValueError, OSError, EOFError) as exc:
+        # a zero-length array cannot be memory-mapped; anything else is a damaged file
+        try:
             arr = np.load(path, allow_pickle=False)
-        else:
+        except (ValueError, OSError, EOFError):
             raise DatabaseError(f"{path}: not a valid array file ({exc})") from exc
-    except (OSError, EOFError) as exc:
-        raise DatabaseError(f"{path}: cannot read ({exc})") from exc
+        if arr.size:
+            raise DatabaseError(f"{path}: cannot be memory-mapped ({exc})") from exc
     if dtype is not None and arr.dtype != dtype:
         raise DatabaseError(f"{path}: dtype {arr.dtype} does not match this version's {dtype}")
     return arr
