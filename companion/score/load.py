@@ -29,8 +29,6 @@ SUPPORTED_SUFFIXES = NOTATED_SUFFIXES + MIDI_SUFFIXES
 
 #: verovio options used for every load; xmlIdSeed makes generated ids stable between runs
 VEROVIO_OPTIONS = {"xmlIdSeed": 1}
-_MEI_NS = "{http://www.music-encoding.org/ns/mei}"
-_XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -74,6 +72,7 @@ def load_score(path: str | os.PathLike) -> Piece:
 def _load_with_verovio(p: Path) -> Piece:
     import verovio
 
+    from companion.score.mei import measure_numbers, mei_pitches, tie_links
     from companion.score.metadata import read_metadata
     from companion.score.validate import check_score_file
 
@@ -99,50 +98,35 @@ def _load_with_verovio(p: Path) -> Piece:
     except ET.ParseError as exc:  # pragma: no cover - verovio writes well-formed MEI
         log.warning("%s: verovio's MEI export is not well-formed (%s); ties are not merged", p, exc)
         mei_root = None
-    ties = _tie_links(mei_root) if mei_root is not None else {}
-    notes, bars = _arrays_from_timemap(tk, timemap, ties=ties)
+    ties = tie_links(mei_root) if mei_root is not None else {}
+    pitches = mei_pitches(mei_root) if mei_root is not None else {}
+    numbers = measure_numbers(mei_root) if mei_root is not None else {}
+    notes, bars = _arrays_from_timemap(tk, timemap, ties=ties, pitches=pitches, numbers=numbers)
     if len(notes) == 0:
         raise ScoreError(f"{p}: the score holds no notes")
     meta = read_metadata(p, sha, musicxml_root=musicxml_root, mei_root=mei_root)
     return Piece(meta=meta, notes=notes, bars=bars)
 
 
-def _tie_links(mei_root: ET.Element) -> dict[str, str]:
-    """``{start note id: end note id}`` for every tie in verovio's MEI export.
-
-    Verovio's timemap lists the continuation of a tie in ``on`` as if it were struck again; a tied
-    note sounds once, for the tie's whole length, so continuations are dropped and their length is
-    added to the first note.
-    """
-    links: dict[str, str] = {}
-    for tie in mei_root.iter(f"{_MEI_NS}tie"):
-        start, end = tie.get("startid", ""), tie.get("endid", "")
-        if start and end:
-            links[start.lstrip("#")] = end.lstrip("#")
-    # ties written as note/@tie (i = initial, m = medial, t = terminal) with no <tie> element
-    prev_open: dict[tuple[str, str], str] = {}
-    for note in mei_root.iter(f"{_MEI_NS}note"):
-        flag = note.get("tie")
-        nid = note.get(_XML_ID)
-        if not flag or not nid:
-            continue
-        key = (note.get("pname", ""), note.get("oct", ""))
-        if flag in ("m", "t") and key in prev_open and prev_open[key] not in links:
-            links[prev_open[key]] = nid
-        if flag in ("i", "m"):
-            prev_open[key] = nid
-        else:
-            prev_open.pop(key, None)
-    return links
-
-
-def _arrays_from_timemap(tk, timemap: list[dict], *, ties: dict[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _arrays_from_timemap(
+    tk,
+    timemap: list[dict],
+    *,
+    ties: dict[str, str] | None = None,
+    pitches: dict[str, int] | None = None,
+    numbers: dict[str, str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Turn verovio's timemap into note and bar arrays (performance order, repeats unfolded).
 
     ``ties`` maps a tie's start note id to its end note id (notated ids); tie continuations are
-    left out and their duration is merged into the first note of the tie.
+    left out and their duration is merged into the first note of the tie. ``pitches`` gives MIDI
+    pitches by notated id, read from the MEI (see :func:`companion.score.mei.mei_pitches`); it is
+    spot-checked against verovio's ``getMIDIValuesForElement`` (0.5 ms a call), which is used for
+    every note instead when a check fails. ``numbers`` gives bar numbers by measure id (else verovio
+    is asked per measure).
     """
     ties = ties or {}
+    pitches = dict(pitches or {})
     tie_ends = set(ties.values())
     onsets: dict[str, tuple[float, float]] = {}
     offsets: dict[str, float] = {}
@@ -170,7 +154,7 @@ def _arrays_from_timemap(tk, timemap: list[dict], *, ties: dict[str, str] | None
         return got
 
     bars = np.zeros(len(bar_rows), dtype=BAR_DTYPE)
-    number_cache: dict[str, str] = {}
+    number_cache: dict[str, str] = dict(numbers or {})
     for i, (q, t, mid) in enumerate(bar_rows):
         nid = notated(mid)
         num = number_cache.get(nid)
@@ -188,6 +172,17 @@ def _arrays_from_timemap(tk, timemap: list[dict], *, ties: dict[str, str] | None
 
     notes = np.zeros(len(onsets), dtype=NOTE_DTYPE)
     pitch_cache: dict[str, int] = {}
+
+    def midi_pitch(elem_id: str) -> int:
+        vals = tk.getMIDIValuesForElement(elem_id)
+        return int(vals.get("pitch", -1)) if vals else -1
+
+    if pitches:
+        sample = [nid for nid in list(onsets)[:: max(len(onsets) // 8, 1)] if "-rend" not in nid]
+        if any(pitches.get(nid, -1) != midi_pitch(nid) for nid in sample):
+            log.warning("pitches read from the MEI disagree with verovio's MIDI values; asking verovio per note")
+            pitches = {}
+    pitch_cache.update(pitches)
     n = 0
     for nid, (q, t) in onsets.items():
         base = notated(nid)
@@ -195,8 +190,7 @@ def _arrays_from_timemap(tk, timemap: list[dict], *, ties: dict[str, str] | None
             continue  # continuation of a tied note: it does not sound again
         pitch = pitch_cache.get(base)
         if pitch is None:
-            vals = tk.getMIDIValuesForElement(nid)
-            pitch = int(vals.get("pitch", -1)) if vals else -1
+            pitch = midi_pitch(nid)
             pitch_cache[base] = pitch
         if pitch < 0 or pitch > 127:
             continue  # rests, unpitched or unresolvable elements
