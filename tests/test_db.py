@@ -163,6 +163,7 @@ def test_only_bad_files_make_no_database(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     report = build_database(tmp_path / "db", [bad])
     assert report.generation is None and report.n_pieces == 0 and len(report.failed) == 1
+    assert not (tmp_path / "db").exists()  # no empty database folder is left behind
     with pytest.raises(DatabaseError, match="no database"):
         Database.open(tmp_path / "db")
 

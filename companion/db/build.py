@@ -241,9 +241,8 @@ def build_database(
         When the existing database cannot be read or the new generation cannot be written. The
         previous generation stays live in that case.
     """
-    from companion.fingerprint.index import FingerprintIndex, FingerprintParams
-
     db_path = Path(db_dir).expanduser().resolve()
+    created = not db_path.exists()
     try:
         db_path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -252,127 +251,143 @@ def build_database(
     files, missing = collect_score_files(paths)
     report.failed.extend(missing)
 
-    with _DirLock(db_path):
-        old_gen = read_current(db_path)
-        old = Database._open_generation(db_path, old_gen) if old_gen else None
-        old_by_source = {m.source: i for i, m in enumerate(old.metas)} if old else {}
-
-        # what changed?
-        to_parse: list[str] = []
-        stats: dict[str, tuple[str, float, int]] = {}
-        total, done = len(files), 0
-        for f in files:
-            src = str(f)
+    try:
+        with _DirLock(db_path):
+            return _build_locked(db_path, files, report, on_progress, fingerprint_params)
+    finally:
+        if created and read_current(db_path) is None:  # nothing written: leave no empty folder behind
+            (db_path / ".lock").unlink(missing_ok=True)
             try:
-                st = f.stat()
-                sha = file_sha256(f)
-            except OSError as exc:
-                report.failed.append((src, f"cannot read ({exc.strerror or exc})"))
-                done += 1
-                if on_progress:
-                    on_progress(done, total, src)
-                continue
-            stats[src] = (sha, st.st_mtime, st.st_size)
-            pid = old_by_source.get(src)
-            if pid is not None and old.metas[pid].sha256 == sha:
-                report.unchanged.append(src)
-                done += 1
-                if on_progress:
-                    on_progress(done, total, src)
-            else:
-                to_parse.append(src)
+                db_path.rmdir()
+            except OSError:
+                pass
 
-        # parse what is new or changed
-        parsed: dict[str, dict] = {}
 
-        def on_result(src: str, ok: bool, payload: Any) -> None:
-            nonlocal done
+def _build_locked(db_path: Path, files: list[Path], report: BuildReport, on_progress: ProgressFn | None,
+                  fingerprint_params: Any) -> BuildReport:
+    """The body of :func:`build_database`, run while holding the database's lock."""
+    from companion.fingerprint.index import FingerprintIndex, FingerprintParams
+
+    old_gen = read_current(db_path)
+    old = Database._open_generation(db_path, old_gen) if old_gen else None
+    old_by_source = {m.source: i for i, m in enumerate(old.metas)} if old else {}
+
+    # what changed?
+    to_parse: list[str] = []
+    stats: dict[str, tuple[str, float, int]] = {}
+    total, done = len(files), 0
+    for f in files:
+        src = str(f)
+        try:
+            st = f.stat()
+            sha = file_sha256(f)
+        except OSError as exc:
+            report.failed.append((src, f"cannot read ({exc.strerror or exc})"))
             done += 1
-            if ok:
-                parsed[src] = payload
-            elif src in old_by_source:
-                report.failed.append((src, f"{payload} (kept the previously stored version)"))
-            else:
-                report.failed.append((src, payload))
             if on_progress:
                 on_progress(done, total, src)
+            continue
+        stats[src] = (sha, st.st_mtime, st.st_size)
+        pid = old_by_source.get(src)
+        if pid is not None and old.metas[pid].sha256 == sha:
+            report.unchanged.append(src)
+            done += 1
+            if on_progress:
+                on_progress(done, total, src)
+        else:
+            to_parse.append(src)
 
-        t0 = time.perf_counter()
-        _parse_many(to_parse, on_result)
-        report.parse_s = time.perf_counter() - t0
+    # parse what is new or changed
+    parsed: dict[str, dict] = {}
 
-        new_params = _params_dict(fingerprint_params)
-        if new_params is not None:
-            new_params = FingerprintParams.from_dict(new_params).to_dict()  # validate and normalise
-        old_params = old.fingerprint_params if old else None
-        params_dict = new_params or old_params or FingerprintParams().to_dict()
+    def on_result(src: str, ok: bool, payload: Any) -> None:
+        nonlocal done
+        done += 1
+        if ok:
+            parsed[src] = payload
+        elif src in old_by_source:
+            report.failed.append((src, f"{payload} (kept the previously stored version)"))
+        else:
+            report.failed.append((src, payload))
+        if on_progress:
+            on_progress(done, total, src)
 
-        # assemble: old pieces keep their ids (changed ones replaced in place), new ones are appended
-        rows: list[dict] = []
-        piece_notes: list[np.ndarray] = []
-        piece_bars: list[np.ndarray] = []
+    t0 = time.perf_counter()
+    _parse_many(to_parse, on_result)
+    report.parse_s = time.perf_counter() - t0
 
-        def add(src: str, title: str, composer: str, notes: np.ndarray, bars: np.ndarray,
-                sha: str, mtime: float, size: int) -> None:
-            rows.append({"source": src, "title": title, "composer": composer, "sha256": sha,
-                         "mtime": mtime, "size": size, "note_count": len(notes), "bar_count": len(bars)})
-            piece_notes.append(notes)
-            piece_bars.append(bars)
+    new_params = _params_dict(fingerprint_params)
+    if new_params is not None:
+        new_params = FingerprintParams.from_dict(new_params).to_dict()  # validate and normalise
+    old_params = old.fingerprint_params if old else None
+    params_dict = new_params or old_params or FingerprintParams().to_dict()
 
-        if old is not None:
-            for pid, meta in enumerate(old.metas):
-                src = meta.source
-                if src in parsed:
-                    p = parsed.pop(src)
-                    add(src, p["title"], p["composer"], p["notes"], p["bars"], *stats[src])
-                    report.updated.append(src)
-                else:
-                    piece = old.piece(pid)
-                    mtime, size = old.file_stats[pid]
-                    add(src, meta.title, meta.composer, piece.notes, piece.bars, meta.sha256, mtime, size)
-        for src in to_parse:  # input order
+    # assemble: old pieces keep their ids (changed ones replaced in place), new ones are appended
+    rows: list[dict] = []
+    piece_notes: list[np.ndarray] = []
+    piece_bars: list[np.ndarray] = []
+
+    def add(src: str, title: str, composer: str, notes: np.ndarray, bars: np.ndarray,
+            sha: str, mtime: float, size: int) -> None:
+        rows.append({"source": src, "title": title, "composer": composer, "sha256": sha,
+                     "mtime": mtime, "size": size, "note_count": len(notes), "bar_count": len(bars)})
+        piece_notes.append(notes)
+        piece_bars.append(bars)
+
+    if old is not None:
+        for pid, meta in enumerate(old.metas):
+            src = meta.source
             if src in parsed:
                 p = parsed.pop(src)
                 add(src, p["title"], p["composer"], p["notes"], p["bars"], *stats[src])
-                report.added.append(src)
+                report.updated.append(src)
+            else:
+                piece = old.piece(pid)
+                mtime, size = old.file_stats[pid]
+                add(src, meta.title, meta.composer, piece.notes, piece.bars, meta.sha256, mtime, size)
+    for src in to_parse:  # input order
+        if src in parsed:
+            p = parsed.pop(src)
+            add(src, p["title"], p["composer"], p["notes"], p["bars"], *stats[src])
+            report.added.append(src)
 
-        report.n_pieces = len(rows)
-        report.n_notes = int(sum(r["note_count"] for r in rows))
-        if not report.added and not report.updated and old is not None and params_dict == old_params:
-            log.info("%s: nothing changed", db_path)
-            return report
-        if not rows:
-            log.warning("%s: no score could be read; nothing written", db_path)
-            return report
+    report.n_pieces = len(rows)
+    report.n_notes = int(sum(r["note_count"] for r in rows))
+    if not report.added and not report.updated and old is not None and params_dict == old_params:
+        log.info("%s: nothing changed", db_path)
+        return report
+    if not rows:
+        log.warning("%s: no score could be read; nothing written", db_path)
+        return report
 
-        t0 = time.perf_counter()
-        params = FingerprintParams.from_dict(params_dict)
-        index = FingerprintIndex.build([np.asarray(n) for n in piece_notes], params=params)
-        index_arrays = index.arrays()
-        report.index_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    params = FingerprintParams.from_dict(params_dict)
+    index = FingerprintIndex.build([np.asarray(n) for n in piece_notes], params=params)
+    index_arrays = index.arrays()
+    report.index_s = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        note_start = bar_start = 0
-        for r in rows:
-            r["note_start"], r["bar_start"] = note_start, bar_start
-            note_start += r["note_count"]
-            bar_start += r["bar_count"]
-        notes_all = np.concatenate(piece_notes) if piece_notes else np.zeros(0, NOTE_DTYPE)
-        bars_all = np.concatenate(piece_bars) if piece_bars else np.zeros(0, BAR_DTYPE)
-        gen = _next_generation(db_path)
-        gdir = db_path / gen
-        try:
-            write_generation(gdir, rows=rows, notes=notes_all, bars=bars_all,
-                             index_arrays=index_arrays, fingerprint_params=params_dict)
-            commit_generation(db_path, gen)
-        except BaseException as exc:
-            shutil.rmtree(gdir, ignore_errors=True)
-            if isinstance(exc, OSError):
-                raise DatabaseError(f"{db_path}: cannot write the database ({exc})") from exc
-            raise
-        report.write_s = time.perf_counter() - t0
-        report.generation = gen
-        _remove_old_generations(db_path, keep=gen)
+    t0 = time.perf_counter()
+    note_start = bar_start = 0
+    for r in rows:
+        r["note_start"], r["bar_start"] = note_start, bar_start
+        note_start += r["note_count"]
+        bar_start += r["bar_count"]
+    notes_all = np.concatenate(piece_notes) if piece_notes else np.zeros(0, NOTE_DTYPE)
+    bars_all = np.concatenate(piece_bars) if piece_bars else np.zeros(0, BAR_DTYPE)
+    gen = _next_generation(db_path)
+    gdir = db_path / gen
+    try:
+        write_generation(gdir, rows=rows, notes=notes_all, bars=bars_all,
+                         index_arrays=index_arrays, fingerprint_params=params_dict)
+        commit_generation(db_path, gen)
+    except BaseException as exc:
+        shutil.rmtree(gdir, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise DatabaseError(f"{db_path}: cannot write the database ({exc})") from exc
+        raise
+    report.write_s = time.perf_counter() - t0
+    report.generation = gen
+    _remove_old_generations(db_path, keep=gen)
     log.info("%s: %s, %d pieces, %d notes", db_path, gen, report.n_pieces, report.n_notes)
     return report
 
