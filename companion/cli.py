@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "identify": ("identify", "identify the piece and bar of audio or MIDI inputs"),
     "transcribe": ("transcribe", "transcribe piano audio to notes"),
     "follow": ("follow", "follow an input in a score"),
+    "gui": ("gui", "open the companion window"),
 }
 
 

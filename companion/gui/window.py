@@ -1,0 +1,366 @@
+"""The companion's main window: library, input choice with level meter, score view, status bar."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
+                               QToolBar, QWidget)
+
+from companion.gui.bridge import Bridge
+from companion.gui.library import LibraryPanel
+from companion.gui.scoreview import ScoreView, bar_of_quarters
+from companion.gui.settings import Settings
+from companion.score.model import Piece, ScoreError
+
+__all__ = ["MainWindow"]
+
+log = logging.getLogger(__name__)
+
+STATE_STYLE = {
+    "idle": ("#9a958c", "Idle"),
+    "searching": ("#d9a21b", "Searching"),
+    "tracking": ("#2e9d57", "Tracking"),
+    "lost": ("#c8463c", "Lost"),
+}
+
+
+class MainWindow(QMainWindow):
+    """The window. Drive it with :meth:`open_database`, :meth:`open_piece` and :meth:`follow_file`.
+
+    Parameters
+    ----------
+    settings : Settings
+    interactive : bool
+        False for batch use (``--screenshot``, tests): errors are logged and kept in :attr:`errors`
+        instead of shown in message boxes.
+    """
+
+    def __init__(self, settings: Settings, *, interactive: bool = True, animate_ms: int = 140) -> None:
+        super().__init__()
+        self.settings = settings
+        self.interactive = interactive
+        self.errors: list[str] = []
+        self.db = None
+        self.piece: Piece | None = None
+        self.last_position: dict | None = None
+        self.setWindowTitle("Piano Music Companion")
+        self.view = ScoreView(pages_per_view=settings.pages_per_view, zoom=settings.zoom,
+                              lead_systems=settings.lead_systems, animate_ms=animate_ms)
+        self.library = LibraryPanel()
+        self.library.pieceChosen.connect(self.open_piece)
+        self.library.databaseChanged.connect(lambda: self.open_database(self.library.db_path))
+        self.library.message.connect(self.show_message)
+        split = QSplitter()
+        split.addWidget(self.library)
+        split.addWidget(self.view)
+        split.setStretchFactor(1, 1)
+        split.setSizes([250, 1000])
+        split.setChildrenCollapsible(False)
+        self.setCentralWidget(split)
+        self.bridge = Bridge(self)
+        self.bridge.position.connect(self.on_position)
+        self.bridge.level.connect(self.on_level)
+        self.bridge.error.connect(lambda m: self.show_message("Input", m))
+        self.bridge.info.connect(self.show_info)
+        self.bridge.finished.connect(self._on_finished)
+        self._make_toolbar()
+        self._make_statusbar()
+        for keys, step in ((("Left", "Up", "PgUp"), -1), (("Right", "Down", "PgDown", "Space"), +1)):
+            for key in keys:
+                sc = QShortcut(QKeySequence(key), self)
+                sc.activated.connect(lambda s=step: self.view.turn(s))
+        self.set_state("idle")
+        self.resize(QSize(1400, 900))
+
+    # --------------------------------------------------------------------------------------- chrome
+    def _make_toolbar(self) -> None:
+        tb = QToolBar("Input")
+        tb.setMovable(False)
+        tb.setIconSize(QSize(18, 18))
+        self.addToolBar(tb)
+        tb.addWidget(QLabel(" Input "))
+        self.input_combo = QComboBox()
+        self.input_combo.setMinimumWidth(260)
+        tb.addWidget(self.input_combo)
+        self.start_action = QAction("▶  Follow", self)
+        self.start_action.setToolTip("Start following the chosen input in the chosen piece")
+        self.start_action.triggered.connect(self.toggle_follow)
+        tb.addAction(self.start_action)
+        self.level = QProgressBar()
+        self.level.setRange(-60, 0)
+        self.level.setValue(-60)
+        self.level.setTextVisible(False)
+        self.level.setFixedSize(120, 10)
+        self.level.setToolTip("Input level")
+        tb.addWidget(self.level)
+        tb.addSeparator()
+        group = QActionGroup(self)
+        for k, text in ((1, "One page"), (2, "Two pages")):
+            a = QAction(text, self, checkable=True)
+            a.setChecked(self.view.pages_per_view == k)
+            a.triggered.connect(lambda _=False, k=k: self.set_pages_per_view(k))
+            group.addAction(a)
+            tb.addAction(a)
+        tb.addSeparator()
+        for text, factor in (("−", 1 / 1.15), ("+", 1.15)):
+            a = QAction(text, self)
+            a.setToolTip("Smaller" if factor < 1 else "Larger")
+            a.triggered.connect(lambda _=False, f=factor: self.set_zoom(self.view.zoom * f))
+            tb.addAction(a)
+        self._fill_inputs()
+
+    def _fill_inputs(self) -> None:
+        c = self.input_combo
+        c.clear()
+        for name in _input_devices():
+            c.addItem(f"🎤  {name}", ("device", name))
+        if c.count() == 0:
+            c.addItem("No audio input device found", ("none", ""))
+        c.addItem("Audio file…", ("file", ""))
+        c.addItem("MIDI keyboard (needs the live engine)", ("midi", ""))
+        model = c.model()
+        for i in range(c.count()):
+            kind = c.itemData(i)[0]
+            if kind in ("none", "midi"):
+                model.item(i).setEnabled(False)
+        saved = self.settings.input_device
+        for i in range(c.count()):
+            if c.itemData(i) == ("device", saved):
+                c.setCurrentIndex(i)
+
+    def _make_statusbar(self) -> None:
+        sb = self.statusBar()
+        self.state_label = QLabel()
+        self.piece_label = QLabel("No piece")
+        self.conf_label = QLabel()
+        self.tempo_label = QLabel()
+        self.bar_label = QLabel()
+        self.info_label = QLabel()
+        self.info_label.setStyleSheet("color: #6b665e;")
+        for w in (self.state_label, self.piece_label, self.info_label):
+            sb.addWidget(w)
+        for w in (self.bar_label, self.conf_label, self.tempo_label):
+            w.setMinimumWidth(90)
+            sb.addPermanentWidget(w)
+
+    def show_info(self, text: str) -> None:
+        """A passing note in the status bar (does not cover the state, piece, bar, tempo)."""
+        self.info_label.setText(f"  ·  {text}" if text else "")
+
+    def set_state(self, state: str) -> None:
+        colour, text = STATE_STYLE.get(state, STATE_STYLE["idle"])
+        self.state = state
+        self.state_label.setText(f"<span style='color:{colour}; font-size:14pt'>●</span> <b>{text}</b>")
+
+    def set_pages_per_view(self, k: int) -> None:
+        self.view.set_pages_per_view(k)
+        self.settings.pages_per_view = k
+
+    def set_zoom(self, zoom: float) -> None:
+        self.view.set_zoom(zoom)
+        self.settings.zoom = self.view.zoom
+
+    def show_message(self, title: str, text: str) -> None:
+        """A readable message for the user (a box, or the log in batch mode); never a traceback."""
+        self.errors.append(text)
+        log.warning("%s: %s", title, text)
+        if self.interactive:
+            QMessageBox.warning(self, title, text)
+        else:
+            self.show_info(text)
+
+    # -------------------------------------------------------------------------------------- library
+    def open_database(self, path: str | os.PathLike) -> bool:
+        from companion.db import Database, DatabaseError
+
+        try:
+            self.db = Database.open(path)
+        except DatabaseError as exc:
+            self.db = None
+            self.library.set_pieces(str(path), [])
+            self.show_message("Score database", str(exc))
+            return False
+        self.library.set_pieces(str(self.db.path), self.db.metas)
+        self.settings.db = str(self.db.path)
+        return True
+
+    def open_piece(self, pid: int) -> bool:
+        """Show database piece ``pid``."""
+        if self.db is None:
+            return False
+        try:
+            piece = self.db.piece(pid)
+        except (IndexError, OSError) as exc:
+            self.show_message("Open piece", str(exc))
+            return False
+        ok = self.open_score(piece, validate=_changed_since_build(self.db, pid))
+        if ok:
+            self.library.select(pid)
+        return ok
+
+    def open_score(self, piece: Piece, *, validate: bool = True) -> bool:
+        """Show ``piece`` (its ``meta.source`` is rendered); stops following the previous piece."""
+        self.stop()
+        self.piece = piece
+        try:
+            self.view.load(piece.meta.source, piece, validate=validate)
+        except ScoreError as exc:  # still followable: the status bar shows the bar number
+            self.view.clear(str(exc))
+            if not piece.meta.source.lower().endswith((".mid", ".midi")):
+                self.show_message("Open piece", str(exc))
+        self.settings.last_piece = piece.meta.source
+        m = piece.meta
+        self.piece_label.setText(f"<b>{m.title}</b>" + (f" — {m.composer}" if m.composer else ""))
+        self.setWindowTitle(f"{m.title} — Piano Music Companion")
+        self.bar_label.setText("")
+        return True
+
+    # ------------------------------------------------------------------------------------ following
+    def toggle_follow(self) -> None:
+        if self.bridge.running:
+            self.stop()
+            return
+        kind, name = self.input_combo.currentData() or ("none", "")
+        if kind == "file":
+            path, _ = QFileDialog.getOpenFileName(self, "Follow an audio file", "",
+                                                  "Audio (*.wav *.flac *.ogg *.mp3 *.aif *.aiff);;All files (*)")
+            if path:
+                self.follow_file(path, play=True)
+        elif kind == "device":
+            self.follow_device(name)
+        else:
+            self.show_message("Input", "No usable input: connect an audio input device or choose an audio file.")
+
+    def _check_piece(self) -> bool:
+        if self.piece is None:
+            self.show_message("Follow", "Pick the piece you will play in the library first "
+                                        "(automatic identification needs the live engine).")
+            return False
+        return True
+
+    def follow_file(self, path: str, *, play: bool = True, realtime: bool = True,
+                    stop_at_s: float | None = None) -> bool:
+        """Follow an audio file in the current piece; ``play`` sends it to the speakers meanwhile."""
+        if not self._check_piece():
+            return False
+        from companion.audio.sources import AudioError, FileSource
+        from companion.gui.worker import AudioPlayer, audio_positions
+
+        try:
+            source = FileSource(path, block_size=2048, realtime=realtime)
+        except AudioError as exc:
+            self.show_message("Audio file", str(exc))
+            return False
+        piece, levels, bridge = self.piece, self.bridge.levels, self.bridge
+        player = AudioPlayer(source.signal, source.sample_rate) if play else None
+
+        def make(stop):
+            if player is not None and not player.start():
+                bridge.post_info(player.error)
+            try:
+                yield from audio_positions(piece, source, on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
+            finally:
+                if player is not None:
+                    player.stop()
+
+        self._started(f"Following {Path(path).name}")
+        self.bridge.start(make)
+        return True
+
+    def follow_device(self, device: str | None) -> bool:
+        """Follow live audio from an input device (None or "" = the default device)."""
+        if not self._check_piece():
+            return False
+        from companion.audio.sources import SoundDeviceSource
+        from companion.gui.worker import audio_positions
+
+        self.settings.input_device = device or ""
+        source = SoundDeviceSource(device or None)
+        piece, levels = self.piece, self.bridge.levels
+
+        def make(stop):
+            try:
+                yield from audio_positions(piece, source, on_level=levels.put, stop=stop)
+            finally:
+                source.stop()
+
+        self._started(f"Listening to {device or 'the default input'}")
+        self.bridge.start(make)
+        return True
+
+    def follow_positions(self, positions, *, label: str = "Following", stop_at_s: float | None = None) -> None:
+        """Show a stream of position dicts (scripted, or recorded from ``companion follow --json``)
+        through the same worker, keep-latest queue and timer as live following."""
+
+        def make(stop):
+            for pos in positions:
+                if stop.is_set() or (stop_at_s is not None and float(pos.get("t", 0.0)) > stop_at_s):
+                    return
+                yield pos
+
+        self._started(label)
+        self.bridge.start(make)
+
+    def _started(self, text: str) -> None:
+        self.start_action.setText("■  Stop")
+        self.set_state("searching")
+        self.show_info(text)
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        self._on_finished(0)
+
+    def _on_finished(self, _n: int) -> None:
+        self.start_action.setText("▶  Follow")
+        self.level.setValue(-60)
+        if self.state != "idle" and not self.bridge.running:
+            self.set_state("idle" if self.last_position is None else self.state)
+
+    def on_level(self, dbfs: float) -> None:
+        self.level.setValue(int(max(min(dbfs, 0), -60)))
+
+    def on_position(self, pos: dict) -> None:
+        """Show a position (``companion follow``'s JSON object)."""
+        self.last_position = pos
+        self.set_state(str(pos.get("state", "searching")))
+        conf = pos.get("confidence")
+        tempo = pos.get("tempo")
+        self.conf_label.setText(f"confidence {conf:.0%}" if conf is not None else "")
+        self.tempo_label.setText(f"tempo ×{tempo:.2f}" if tempo else "")
+        if self.piece is None or pos.get("source") not in (None, self.piece.meta.source):
+            return
+        bar = bar_of_quarters(self.piece, pos.get("score_quarters"))
+        if bar >= 0 and pos.get("state") != "lost":
+            self.view.set_bar(bar, pos.get("measure_offset"))
+            self.bar_label.setText(f"bar {self.piece.bars['number'][bar]}")
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.bridge.stop()
+        self.settings.sync()
+        super().closeEvent(event)
+
+
+def _changed_since_build(db, pid: int) -> bool:
+    """Whether a database piece's file changed since the build checked it (then check it again)."""
+    try:
+        mtime, size = db.file_stats[pid]
+        st = os.stat(db.metas[pid].source)
+        return not (int(size) == st.st_size and abs(float(mtime) - st.st_mtime) < 1e-3)
+    except (OSError, IndexError, TypeError, ValueError, AttributeError):
+        return True
+
+
+def _input_devices() -> list[str]:
+    """Names of the audio input devices (empty when PortAudio or devices are missing)."""
+    try:
+        import sounddevice as sd
+
+        return [d["name"] for d in sd.query_devices() if int(d.get("max_input_channels", 0)) > 0]
+    except Exception:  # no PortAudio library, or no audio system at all
+        log.debug("listing audio devices failed", exc_info=True)
+        return []

@@ -1,0 +1,194 @@
+"""The GUI's pipeline side, without Qt: a thread that follows an input and a keep-latest mailbox.
+
+The worker thread runs the follower over an input's blocks and puts each new position into a
+:class:`LatestQueue` (the GUI only ever needs the newest one; older ones are overwritten, never
+queued up), and errors and the end of the input into an ordinary queue (never dropped). The GUI
+drains both with a timer (:mod:`companion.gui.bridge`), so it never waits on the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from companion.score.model import Piece
+
+__all__ = ["LatestQueue", "FollowWorker", "audio_positions", "AudioPlayer", "level_dbfs"]
+
+log = logging.getLogger(__name__)
+
+
+class LatestQueue:
+    """A thread-safe one-slot mailbox: :meth:`put` replaces, :meth:`take` empties.
+
+    Attributes
+    ----------
+    overwritten : int
+        Items replaced before anyone took them (the consumer was slower than the producer).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._item: Any = None
+        self._full = False
+        self.overwritten = 0
+
+    def put(self, item: Any) -> None:
+        with self._lock:
+            if self._full:
+                self.overwritten += 1
+            self._item, self._full = item, True
+
+    def take(self) -> Any:
+        """The newest item, or None when nothing new arrived since the last take."""
+        with self._lock:
+            item, self._item, self._full = self._item, None, False
+            return item
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level of a block in dB full scale (-120 for silence)."""
+    if len(samples) == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return max(20.0 * np.log10(rms + 1e-12), -120.0)
+
+
+def audio_positions(piece: Piece, blocks: Iterable, *, on_level: Callable[[float], None] | None = None,
+                    stop_at_s: float | None = None, stop: threading.Event | None = None,
+                    follower: Any = None) -> Iterator[dict]:
+    """Follow audio blocks in ``piece``; yield a position (``companion follow``'s JSON object) per block.
+
+    Parameters
+    ----------
+    piece : Piece
+    blocks : iterable of AudioBlock
+        Mono 44.1 kHz blocks (:mod:`companion.audio.sources`).
+    on_level : callable, optional
+        Called with each block's level in dBFS (the input level meter).
+    stop_at_s : float, optional
+        Stop once this much input has been consumed.
+    stop : threading.Event, optional
+        Stop when set.
+    follower : optional
+        A :class:`companion.tracking.follower.Follower` (made for ``piece`` when None).
+
+    Yields
+    ------
+    dict
+        ``{"t", "state", "source", "measure", "measure_offset", "score_quarters", "tempo", "confidence"}``
+    """
+    if follower is None:
+        from companion.tracking.follower import Follower
+
+        follower = Follower(piece)
+    t = 0.0
+    for block in blocks:
+        if stop is not None and stop.is_set():
+            return
+        samples = block.samples
+        t = (block.start_sample + len(samples)) / block.sample_rate
+        if on_level is not None:
+            on_level(level_dbfs(samples))
+        result = follower.process(samples)
+        if len(result):
+            yield follower.position(result, len(result) - 1, t).to_json()
+        if stop_at_s is not None and t >= stop_at_s:
+            return
+    result = follower.flush()
+    if len(result):
+        yield follower.position(result, len(result) - 1, t).to_json()
+
+
+class FollowWorker(threading.Thread):
+    """Moves positions from a producer (e.g. :func:`audio_positions`) into a :class:`LatestQueue`.
+
+    Parameters
+    ----------
+    make_positions : callable
+        Called in the thread with a stop event; returns an iterable of position dicts. Building the
+        follower happens there too, so the GUI thread never waits for it.
+    positions : LatestQueue
+    events : queue.Queue
+        Receives ``("error", message)``, ``("info", message)`` and finally ``("finished", n_positions)``.
+    """
+
+    def __init__(self, make_positions: Callable[[threading.Event], Iterable[dict]], *, positions: LatestQueue,
+                 events: queue.Queue) -> None:
+        super().__init__(name="companion-follow", daemon=True)
+        self._make = make_positions
+        self.positions = positions
+        self.events = events
+        self.stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        n = 0
+        try:
+            for pos in self._make(self.stop_event):
+                self.positions.put(pos)
+                n += 1
+                if self.stop_event.is_set():
+                    break
+        except Exception as exc:  # shown to the user as a message, logged with its traceback
+            from companion.audio.sources import AudioError
+            from companion.score.model import ScoreError
+
+            if isinstance(exc, (AudioError, ScoreError, OSError, ValueError)):
+                log.warning("following stopped: %s", exc)
+                self.events.put(("error", str(exc)))
+            else:
+                log.exception("following failed")
+                self.events.put(("error", f"Following stopped because of an internal error: {exc}"))
+        finally:
+            self.events.put(("finished", n))
+
+
+class AudioPlayer:
+    """Plays a signal to the default output device while it is followed (sounddevice).
+
+    ``start()`` returns False (and :attr:`error` says why) when there is no usable output device;
+    the caller then follows silently.
+    """
+
+    def __init__(self, signal: np.ndarray, sample_rate: int) -> None:
+        self.signal = np.asarray(signal, np.float32).reshape(-1)
+        self.sample_rate = int(sample_rate)
+        self.error = ""
+        self._stream = None
+        self._pos = 0
+
+    def _callback(self, outdata, frames, time_info, status) -> None:  # pragma: no cover - PortAudio
+        chunk = self.signal[self._pos:self._pos + frames]
+        outdata[:len(chunk), 0] = chunk
+        outdata[len(chunk):, 0] = 0.0
+        self._pos += frames
+
+    def start(self) -> bool:
+        try:
+            import sounddevice as sd
+
+            sd.query_devices(None, kind="output")
+            self._stream = sd.OutputStream(samplerate=self.sample_rate, channels=1, dtype="float32",
+                                           callback=self._callback)
+            self._stream.start()
+            return True
+        except Exception as exc:  # PortAudioError, ValueError (no device), OSError (no library)
+            self.error = f"No audio output device ({exc}); following silently."
+            self._stream = None
+            return False
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except Exception:  # pragma: no cover - device vanished
+                log.debug("closing the output stream failed", exc_info=True)
+            self._stream = None

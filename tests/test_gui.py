@@ -1,0 +1,292 @@
+"""The window, offscreen: a scripted position stream moves the bar highlight and turns pages; errors are
+messages; and, under Xvfb, a screenshot of an ASAP excerpt shows the highlight on the ground-truth bar."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before Qt is imported
+
+import json
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from companion.gui.app import make_app  # noqa: E402
+from companion.gui.settings import Settings  # noqa: E402
+from companion.gui.window import MainWindow  # noqa: E402
+from companion.gui.worker import FollowWorker, LatestQueue, level_dbfs  # noqa: E402
+from companion.score.load import load_score  # noqa: E402
+from companion.score.pageturn import pages_to_show  # noqa: E402
+
+#: ``companion gui`` through its command module (the same add_arguments/run the CLI dispatches to)
+RUN_GUI = ("import argparse, logging, sys; from companion.commands import gui; logging.basicConfig(level=logging.INFO); "
+           "p = argparse.ArgumentParser(prog='companion gui'); gui.add_arguments(p); sys.exit(gui.run(p.parse_args()))")
+
+
+def _corpus(name: str) -> Path:
+    import music21
+
+    p = Path(music21.__file__).parent / "corpus" / name
+    if not p.is_file():
+        pytest.skip(f"music21's corpus has no {name}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def app():
+    return make_app()
+
+
+@pytest.fixture(scope="module")
+def bach():
+    return load_score(_corpus("bach/bwv846.mxl"))
+
+
+@pytest.fixture
+def window(app, tmp_path):
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(Settings(store), interactive=False, animate_ms=0)
+    w.view.set_pages_per_view(1)
+    w.resize(1000, 640)
+    w.show()
+    app.processEvents()
+    yield w
+    w.bridge.stop()
+    w.close()
+
+
+def _positions(piece, bars) -> list[dict]:
+    return [{"t": 0.5 * i, "state": "tracking", "source": piece.meta.source, "measure": str(piece.bars["number"][b]),
+             "measure_offset": 0.5, "score_quarters": float(piece.bars["start_quarters"][b]) + 0.5, "tempo": 1.0,
+             "confidence": 0.9} for i, b in enumerate(bars)]
+
+
+def _run(window, positions, timeout_ms: int = 20000) -> None:
+    loop = QEventLoop()
+    window.bridge.finished.connect(lambda _n: QTimer.singleShot(0, loop.quit))
+    QTimer.singleShot(timeout_ms, loop.quit)
+    window.follow_positions(iter(positions))
+    loop.exec()
+    window.bridge.drain()
+
+
+# ------------------------------------------------------------------------------------- pure pieces
+def test_latest_queue_keeps_only_the_newest():
+    q = LatestQueue()
+    assert q.take() is None
+    for i in range(5):
+        q.put(i)
+    assert q.take() == 4 and q.take() is None and q.overwritten == 4
+
+
+def test_worker_reports_errors_as_messages():
+    q, events = LatestQueue(), queue.Queue()
+
+    def broken(stop):
+        yield {"t": 0.1}
+        raise ValueError("the input ended in the middle of a block")
+
+    w = FollowWorker(broken, positions=q, events=events)
+    w.start()
+    w.join(5)
+    assert q.take() == {"t": 0.1}
+    assert events.get_nowait() == ("error", "the input ended in the middle of a block")
+    assert events.get_nowait() == ("finished", 1)
+    assert level_dbfs(np.zeros(100, np.float32)) == -120.0
+    assert abs(level_dbfs(np.full(100, 0.5, np.float32)) - 20 * np.log10(0.5)) < 1e-6
+
+
+# ---------------------------------------------------------------------------------- scripted stream
+def test_scripted_stream_moves_highlight_and_turns_pages(window, bach, app):
+    window.open_score(bach)
+    view = window.view
+    r = view.renderer
+    assert r.n_pages >= 3, "the test needs a score of several pages at this window size"
+    assert view.view_pages == (0,)
+    view_before = view.view_pages
+    for pos in _positions(bach, range(len(bach.bars))):  # synchronous: every position is shown
+        window.on_position(pos)
+        app.processEvents()
+        bar = bach.bar_at(pos["score_quarters"])
+        mid = str(bach.bars["measure_id"][bar])
+        assert view.highlighted_id == mid
+        expected = pages_to_show(r, mid, 1, view_before)
+        assert view.view_pages == expected
+        page, system = r.locate(mid)
+        if system == r.systems_on_page(page) - 1 and page + 1 < r.n_pages:
+            assert view.view_pages == (page + 1,)  # turned ahead on the page's last system
+        else:
+            assert view.view_pages == (page,)
+            rect = view.highlight_rect()  # drawn over the bar, inside the shown page
+            assert rect.isValid() and view.page_rect(0).contains(rect.center())
+            assert rect == view.bar_rect(mid)
+        view_before = view.view_pages
+    assert window.bar_label.text() == f"bar {bach.bars['number'][-1]}"
+    assert window.state == "tracking"
+
+
+def test_threaded_stream_two_pages(window, bach, app):
+    window.set_pages_per_view(2)
+    window.open_score(bach)
+    view = window.view
+    r = view.renderer
+    target = len(bach.bars) * 2 // 3
+    _run(window, _positions(bach, range(target + 1)))
+    mid = str(bach.bars["measure_id"][target])
+    assert view.highlighted_id == mid  # the last position always arrives (keep-latest queue)
+    page, _ = r.locate(mid)
+    assert page in view.view_pages and len(view.view_pages) == 2
+    assert view.view_pages == pages_to_show(r, mid, 2, view.view_pages)
+    assert window.settings.pages_per_view == 2
+
+
+def test_keys_turn_pages_and_hold_until_the_player_moves_on(window, bach, app):
+    window.open_score(bach)
+    view = window.view
+    r = view.renderer
+    window.on_position(_positions(bach, [0])[0])
+    assert view.view_pages == (0,)
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_PageDown)
+    assert view.view_pages == (1,)
+    QTest.keyClick(view, Qt.Key.Key_Right)
+    assert view.view_pages == (2,)
+    QTest.keyClick(view, Qt.Key.Key_PageUp)
+    assert view.view_pages == (1,)
+    first_system = r.page_systems(0)[0]
+    same = [b for b in range(len(bach.bars)) if bach.bars["measure_id"][b] in first_system]
+    window.on_position(_positions(bach, [same[-1]])[0])  # still in the same system: the manual view holds
+    assert view.view_pages == (1,)
+    second = r.page_systems(0)[1][0]
+    b2 = int(np.flatnonzero(bach.bars["measure_id"] == second)[0])
+    window.on_position(_positions(bach, [b2])[0])  # moved on: automatic turning resumes
+    assert view.view_pages == (0,)
+
+
+def test_resize_relayouts_and_keeps_the_bar(window, bach, app):
+    window.open_score(bach)
+    view = window.view
+    b = len(bach.bars) // 2
+    window.on_position(_positions(bach, [b])[0])
+    n_before = view.renderer.n_pages
+    window.resize(1500, 1000)
+    app.processEvents()
+    view.flush_layout()
+    assert view.renderer.geometry.height_px > 600
+    assert view.renderer.n_pages < n_before
+    mid = str(bach.bars["measure_id"][b])
+    assert view.highlighted_id == mid
+    assert view.renderer.locate(mid)[0] in view.view_pages
+
+
+def test_errors_are_messages_not_tracebacks(window, bach, tmp_path, app):
+    assert window.follow_file(str(tmp_path / "none.wav")) is False  # no piece yet
+    assert "Pick the piece" in window.errors[-1]
+    window.open_score(bach)
+    assert window.follow_file(str(tmp_path / "none.wav")) is False
+    assert "none.wav" in window.errors[-1]
+    assert window.open_database(tmp_path / "no_db") is False
+    assert "no database" in window.errors[-1]
+    bad = tmp_path / "broken.mxl"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    piece = bach.__class__(meta=bach.meta.__class__(str(bad), "broken", ""), notes=bach.notes, bars=bach.bars)
+    window.open_score(piece)
+    assert "broken.mxl" in window.errors[-1]
+    assert window.view.renderer is None  # nothing half-shown
+
+
+def test_library_lists_searches_and_opens(window, tmp_path, app):
+    from companion.db import build_database
+
+    db = tmp_path / "db"
+    report = build_database(db, [_corpus("bach/bwv846.mxl"), _corpus("schoenberg/opus19/movement2.mxl")])
+    assert not report.failed
+    assert window.open_database(db)
+    lib = window.library
+    assert lib.list.count() == 2 and lib.count.text() == "2 pieces"
+    lib.search.setText("schoenberg")
+    visible = lib.visible_pids()
+    assert len(visible) == 1 and "opus19" in window.db.metas[visible[0]].source
+    item = next(lib.list.item(i) for i in range(lib.list.count()) if not lib.list.item(i).isHidden())
+    lib.list.itemClicked.emit(item)
+    assert window.piece is not None and "opus19" in window.piece.meta.source
+    assert window.view.renderer is not None and window.view.view_pages == (0,)
+    assert window.settings.db == str(db.resolve()) and window.settings.last_piece == window.piece.meta.source
+
+
+# ------------------------------------------------------------------------------------ Xvfb screenshot
+@pytest.fixture(scope="module")
+def xvfb():
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        pytest.skip("Xvfb is not installed (apt install xvfb)")
+    for display in range(99, 110):
+        if Path(f"/tmp/.X11-unix/X{display}").exists() or Path(f"/tmp/.X{display}-lock").exists():
+            continue
+        proc = subprocess.Popen([exe, f":{display}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(50):
+            if Path(f"/tmp/.X11-unix/X{display}").exists():
+                break
+            time.sleep(0.1)
+        if proc.poll() is None:
+            yield f":{display}"
+            proc.terminate()
+            proc.wait(5)
+            return
+    pytest.skip("could not start Xvfb")
+
+
+def _excerpt(asap_root: Path):
+    from companion.bench.asap import load_alignment, performances
+
+    perfs = [p for p in performances(asap_root) if str(p.folder).endswith("Beethoven/Piano_Sonatas/21-1")]
+    if not perfs:
+        pytest.skip("ASAP has no performance of Beethoven op. 53 i")
+    perf = perfs[0]
+    return perf, load_score(perf.score), load_alignment(perf)
+
+
+def test_screenshot_under_xvfb_shows_the_ground_truth_bar(asap, xvfb, tmp_path):
+    """Replays ASAP's ground-truth positions of a real performance (no tracker: the GUI alone is tested)
+    through ``companion gui --screenshot`` under Xvfb, and checks the highlighted bar and the pixels."""
+    from companion.bench.gui_bench import ground_truth_bar, ground_truth_positions
+
+    perf, piece, alignment = _excerpt(asap)
+    at = 75.0  # bar 49 in the ASAP performance used here: a page turn has happened by then
+    jsonl = tmp_path / "positions.jsonl"
+    jsonl.write_text("".join(json.dumps(p) + "\n" for p in ground_truth_positions(piece, alignment, until_s=at + 5)))
+    png = tmp_path / "gui.png"
+    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    cmd = [sys.executable, "-c", RUN_GUI, "--db", str(tmp_path / "no_db"),
+           "--piece", str(perf.score), "--positions", str(jsonl), "--screenshot", str(png), "--at", str(at), "--json"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    shown = json.loads(out.stdout.strip().splitlines()[-1])
+    truth = ground_truth_bar(piece, alignment, at)
+    assert shown["measure_id"] == str(piece.bars["measure_id"][truth])
+    assert shown["measure"] == str(piece.bars["number"][truth])
+    assert png.is_file()
+    img = QImage(str(png))
+    assert img.width() >= 1000 and img.height() >= 700
+    x, y, w, h = shown["highlight_px"]
+    assert w > 20 and h > 20
+    inside = img.pixelColor(x + 4, y + h // 2)  # the translucent blue tint over the paper
+    outside = img.pixelColor(x - 6 if x > 300 else x + w + 6, y + h // 2)
+    assert inside.blue() > inside.red() + 10
+    assert abs(outside.blue() - outside.red()) < 12
+    assert shown["pages"] and len(shown["pages"]) == 2 and shown["pages"][0] > 1
