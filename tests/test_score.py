@@ -108,6 +108,12 @@ def test_asap_midi_score_matches_musicxml(asap):
     diff = np.abs(midi.notes["onset_quarters"] - xml.notes["onset_quarters"])
     assert diff.max() < 0.05 and np.mean(diff < 1e-6) > 0.98
     assert midi.notes["note_id"][0] == "midi-n0" and midi.bars["number"][0] == "1"
+    # a pickup bar: MusicXML <measure number="0" implicit="yes"> of an eighth, then bar "1"
+    assert list(xml.bars["number"][:3]) == ["0", "1", "2"]
+    np.testing.assert_allclose(xml.bars["start_quarters"][:3], [0.0, 0.5, 2.5])
+    assert xml.measure_at(0.75) == ("1", 0.25)
+    # the score MIDI marks the pickup with a 1/8 time signature, so its bars start at the same places
+    np.testing.assert_allclose(midi.bars["start_quarters"][:3], [0.0, 0.5, 2.5])
     assert midi.meta.composer == "Chopin" and midi.meta.title == "Etudes op 10 3"
 
 
