@@ -1,0 +1,204 @@
+"""Audio in, score positions out: the shared STFT features -> chroma -> :class:`OnlineTracker`.
+
+:class:`Follower` is the plain processor the CLI, the GUI pipeline and the benchmark drive block by
+block. Time is the sample clock: the result for spectrogram frame ``k`` (centred at sample
+``k * 441``) becomes available once the features have its samples up to ``k * 441 + 2048``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from companion.score.model import Piece
+from companion.tracking.chroma import AudioChroma, ChromaParams, ScoreFeatures, score_features
+from companion.tracking.oltw import STATE_NAMES, OnlineTracker, TrackerParams, TrackResult
+
+__all__ = ["ScorePosition", "Follower", "follow_audio", "SAMPLE_RATE", "HOP_SIZE"]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 44100
+HOP_SIZE = 441
+
+
+@dataclass(frozen=True)
+class ScorePosition:
+    """Where the player is, as ``companion follow`` prints it (DESIGN.md §2)."""
+
+    t: float
+    state: str
+    source: str
+    measure: str | None
+    measure_offset: float | None
+    score_quarters: float | None
+    tempo: float
+    confidence: float
+
+    def to_json(self) -> dict:
+        def r(x, nd):
+            return None if x is None else round(float(x), nd)
+
+        return {"t": round(self.t, 3), "state": self.state, "source": self.source, "measure": self.measure,
+                "measure_offset": r(self.measure_offset, 3), "score_quarters": r(self.score_quarters, 3),
+                "tempo": r(self.tempo, 4), "confidence": r(self.confidence, 4)}
+
+
+class Follower:
+    """Follow mono 44.1 kHz audio in one piece.
+
+    Parameters
+    ----------
+    piece : Piece
+    score_fps : float
+        Frame rate of the score's feature sequence (frames per score second).
+    chroma_params : ChromaParams
+    tracker_params : TrackerParams
+    tempo_candidates : tuple of float
+        When following from the start without a tempo (``--piece``), one tracker per candidate tempo
+        (score seconds per audio second) runs until ``decide_after_s`` seconds of sound; then the one
+        whose path fits best (lowest smoothed local cost) is kept. Until then the best-fitting one
+        at each frame is reported. The notated tempo (verovio's, often a default) can be far from the
+        player's, and the DTW's slope constraint (1/2 .. 2) needs a start within that range.
+    decide_after_s : float
+
+    Notes
+    -----
+    Owns its :class:`~companion.transcription.features.IncrementalFeatures`; in the full pipeline the
+    spectrogram frames come from the shared one instead, through :meth:`process_spec`.
+    """
+
+    def __init__(self, piece: Piece, *, score_fps: float = 50.0, chroma_params: ChromaParams | None = None,
+                 tracker_params: TrackerParams | None = None,
+                 tempo_candidates: tuple[float, ...] = (0.35, 0.5, 0.7, 1.0, 1.4, 2.0),
+                 decide_after_s: float = 8.0) -> None:
+        from companion.transcription.features import IncrementalFeatures
+
+        self.piece = piece
+        self.chroma_params = chroma_params or ChromaParams()
+        self.score = score_features(piece, fps=score_fps, params=self.chroma_params)
+        self.features = IncrementalFeatures(SAMPLE_RATE)
+        self.chroma = AudioChroma(sample_rate=SAMPLE_RATE, params=self.chroma_params)
+        self.tracker_params = tracker_params or TrackerParams()
+        self.tempo_candidates = tuple(tempo_candidates)
+        self.decide_after_s = float(decide_after_s)
+        self.tracker = OnlineTracker(self.score, params=self.tracker_params)
+        self._candidates: list[OnlineTracker] = []
+        self._sound_frames = 0
+        self.seed_at_start()
+
+    # ------------------------------------------------------------------------------------- control
+    def seed_at_start(self) -> None:
+        """Seed at the first note of the piece at notated tempo (``--piece`` without identification)."""
+        q0 = float(self.score.quarters[0]) if self.score.n_frames else 0.0
+        first = self.score.silent.argmin() if (~self.score.silent).any() else 0
+        q0 = float(self.score.quarters[first])
+        self.tracker.seed(q0, 1.0)
+        self._candidates = []
+        self._sound_frames = 0
+        if len(self.tempo_candidates) > 1:
+            for tempo in self.tempo_candidates:
+                tr = OnlineTracker(self.score, params=self.tracker_params)
+                tr.seed(q0, tempo)
+                self._candidates.append(tr)
+
+    def seed(self, position_quarters: float, tempo: float = 1.0, *, piece: Piece | None = None) -> None:
+        """Re-seed (any time), optionally in another piece (the identifier's answer)."""
+        if piece is not None and piece is not self.piece:
+            self.piece = piece
+            self.score = score_features(piece, fps=self.score.fps, params=self.chroma_params)
+            self.tracker.set_score(self.score)
+        self._candidates = []
+        self.tracker.seed(position_quarters, tempo)
+
+    def reset(self) -> None:
+        """Forget the audio and the position; seeded at the start again."""
+        self.features.reset()
+        self.chroma.reset()
+        self.tracker.reset()
+        self.tracker._frame = 0
+        self.seed_at_start()
+
+    # ------------------------------------------------------------------------------------- process
+    def process_spec(self, spec: np.ndarray) -> TrackResult:
+        """Track a block of magnitude spectrogram frames ``(n, 1025)`` (the shared STFT)."""
+        feats, silent = self.chroma.process(spec)
+        if not self._candidates:
+            return self.tracker.process(feats, silent)
+        results = [tr.process(feats, silent) for tr in self._candidates]
+        n = len(silent)
+        sound = self._sound_frames + np.cumsum(~silent)
+        self._sound_frames = int(sound[-1]) if n else self._sound_frames
+        cost = np.stack([r.cost for r in results])  # (n_candidates, n)
+        pick = np.argmin(cost, axis=0) if n else np.zeros(0, int)
+        decide = np.nonzero(sound >= self.decide_after_s * self.tracker_params.audio_fps)[0]
+        if len(decide):
+            k = int(decide[0])
+            win = int(pick[k])
+            pick[k:] = win
+            log.debug("start tempo: %.2f (candidates %s)", self.tempo_candidates[win], self.tempo_candidates)
+            self.tracker = self._candidates[win]
+            self._candidates = []
+        names = ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost")
+        cols = np.arange(n)
+        return TrackResult(*(np.stack([getattr(r, f) for r in results])[pick, cols] for f in names))
+
+    def process(self, block: np.ndarray) -> TrackResult:
+        """Track a block of mono samples at 44.1 kHz (any length); one result per completed frame."""
+        fb = self.features.process(block)
+        return self.process_spec(fb.spec)
+
+    def flush(self) -> TrackResult:
+        """Complete the last frames of a finite signal."""
+        fb = self.features.flush()
+        return self.process_spec(fb.spec)
+
+    def position(self, result: TrackResult, k: int, t: float) -> ScorePosition:
+        """The :class:`ScorePosition` of entry ``k`` of ``result`` at audio time ``t``."""
+        st = STATE_NAMES[int(result.state[k])]
+        if result.bar[k] < 0:
+            return ScorePosition(t, st, self.piece.meta.source, None, None, None, float(result.tempo[k]),
+                                 float(result.confidence[k]))
+        q = float(result.score_quarters[k])
+        b = int(result.bar[k])
+        bars = self.piece.bars
+        return ScorePosition(t, st, self.piece.meta.source, str(bars["number"][b]),
+                             q - float(bars["start_quarters"][b]), q, float(result.tempo[k]),
+                             float(result.confidence[k]))
+
+
+def follow_audio(piece: Piece, audio: np.ndarray, *, block_size: int = 4410,
+                 tracker_params: TrackerParams | None = None, chroma_params: ChromaParams | None = None,
+                 score_fps: float = 50.0) -> tuple[TrackResult, np.ndarray]:
+    """Follow a whole signal offline, through the same block-by-block path as live input.
+
+    Parameters
+    ----------
+    piece : Piece
+    audio : np.ndarray [shape=(n_samples,)]
+        Mono, 44.1 kHz.
+    block_size : int
+        Samples per block.
+
+    Returns
+    -------
+    result : TrackResult
+        One entry per spectrogram frame.
+    available_s : np.ndarray [shape=(n_frames,)]
+        Audio time at which each entry became available (input consumed when it was computed).
+    """
+    f = Follower(piece, score_fps=score_fps, chroma_params=chroma_params, tracker_params=tracker_params)
+    out: list[TrackResult] = []
+    avail: list[np.ndarray] = []
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    for start in range(0, len(audio), block_size):
+        block = audio[start:start + block_size]
+        r = f.process(block)
+        out.append(r)
+        avail.append(np.full(len(r), (start + len(block)) / SAMPLE_RATE))
+    r = f.flush()
+    out.append(r)
+    avail.append(np.full(len(r), len(audio) / SAMPLE_RATE))
+    return TrackResult.concat(out), np.concatenate(avail)

@@ -1,0 +1,480 @@
+"""Online time warping (OLTW) of audio features against a score, with a tempo model and jumps.
+
+The tracker is an online, windowed dynamic time warping (Dixon 2005) between the score's feature
+sequence (rows ``i``, at ``fps`` frames per *score* second) and the incoming audio (columns ``j``).
+
+* **Tempo-normalised columns** (after Arzt & Widmer's tempo model): audio frames (100 fps) are averaged
+  into columns at ``tempo * fps`` columns per audio second, where ``tempo`` is the current estimate of
+  score seconds per audio second. When the estimate is right the warping path is diagonal, so the
+  diagonal-preferring step weights no longer fight large tempo differences between the notated tempo and
+  the player. The tempo is re-estimated from the slope of the path over the last few seconds.
+* **Bounded window**: each column is computed only on ``[best - back, best + ahead]`` plus a short
+  segment after every repeat jump that starts inside that window, so the cost per column is O(window),
+  never O(score). Accumulated costs live in arrays the length of the score, but only window cells are
+  touched (cells outside the active set are kept at infinity).
+* **Repeats**: :func:`companion.tracking.chroma.bar_jumps` lists, for the end of every unfolded bar, the
+  places other passes over the same notated bar continued at. Those ``(src, dst)`` frame pairs are extra
+  DTW transitions (``D[dst, j] <- D[src, j-1]``), so the path may skip a repeat or take it once more;
+  both alternatives are live at once, and the better-matching one wins (no hard decision is taken).
+* **Steps** (symmetric DTW): diagonal ``2 d``, score-only or audio-only ``(1 + step_penalty) d``; the
+  position is the cell with the lowest path-length normalised cost ``D / L``.
+* **Confidence / lost**: the local cost of the reported cell against the mean local cost of the window
+  (both smoothed over a few seconds). On the right piece the path sits well below the window's average;
+  on a wrong piece, or noise, it does not. Below ``lost_confidence`` for ``lost_after_s`` -> "lost".
+
+References
+----------
+.. [1] S. Dixon, "Live tracking of musical performances using on-line time warping", DAFx 2005.
+.. [2] A. Arzt, G. Widmer, "Simple tempo models for real-time music tracking", SMC 2010.
+.. [3] A. Arzt, G. Widmer, S. Dixon, "Adaptive distance normalization for real-time music tracking",
+       EUSIPCO 2012.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from companion.tracking.chroma import N_FEATURES, ScoreFeatures
+
+__all__ = ["TrackerParams", "TrackResult", "OnlineTracker", "SEARCHING", "TRACKING", "LOST", "STATE_NAMES"]
+
+log = logging.getLogger(__name__)
+
+SEARCHING, TRACKING, LOST = 0, 1, 2
+STATE_NAMES = ("searching", "tracking", "lost")
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """Parameters of :class:`OnlineTracker` (times in seconds; score seconds for window sizes).
+
+    Parameters
+    ----------
+    audio_fps : float
+        Frame rate of the audio features (100 for the shared STFT).
+    back_s, ahead_s : float
+        The search window behind and ahead of the current position, in score seconds.
+    jump_s : float
+        Length of the segment kept open after a repeat jump target.
+    onset_weight : float
+        Weight of the onset part of the local distance (the rest is chroma).
+    step_penalty : float
+        Extra relative cost of non-diagonal steps.
+    jump_penalty : float
+        Extra cost (in local-distance units) of taking a repeat jump.
+    tempo_window_s : float
+        Audio seconds over which the tempo is estimated from the path slope.
+    tempo_rate : float
+        Fraction per second by which the tempo estimate follows the measured slope (log domain).
+    min_tempo, max_tempo : float
+        Bounds of the tempo estimate (score seconds per audio second).
+    confidence_s : float
+        Smoothing time constant of the confidence, audio seconds.
+    lost_confidence : float
+        Confidence below which the tracker counts as lost ...
+    lost_after_s : float
+        ... once it has stayed there this long (audio seconds).
+    """
+
+    audio_fps: float = 100.0
+    back_s: float = 1.5
+    ahead_s: float = 5.0
+    jump_s: float = 3.0
+    onset_weight: float = 0.35
+    step_penalty: float = 0.1
+    jump_penalty: float = 0.5
+    tempo_window_s: float = 4.0
+    tempo_rate: float = 0.5
+    min_tempo: float = 0.25
+    max_tempo: float = 4.0
+    confidence_s: float = 4.0
+    lost_confidence: float = 0.25
+    lost_after_s: float = 3.0
+
+
+@dataclass
+class TrackResult:
+    """Per-audio-frame output of :meth:`OnlineTracker.process` (all arrays have shape ``(n_frames,)``).
+
+    Attributes
+    ----------
+    score_frame : np.ndarray, float64
+        Position in score frames (fractional), -1 while searching.
+    score_quarters : np.ndarray, float64
+        Position along the unfolded score in quarter notes (NaN while searching).
+    bar : np.ndarray, int32
+        Index into ``piece.bars`` (-1 while searching).
+    tempo : np.ndarray, float64
+        Tempo estimate: score seconds per audio second (> 1: faster than notated).
+    confidence : np.ndarray, float64
+        In [0, 1].
+    state : np.ndarray, int8
+        :data:`SEARCHING`, :data:`TRACKING` or :data:`LOST`.
+    cost : np.ndarray, float64
+        Smoothed local cost along the path (lower is a better fit; inf before the first column).
+    """
+
+    score_frame: np.ndarray
+    score_quarters: np.ndarray
+    bar: np.ndarray
+    tempo: np.ndarray
+    confidence: np.ndarray
+    state: np.ndarray
+    cost: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    @staticmethod
+    def concat(results: "list[TrackResult]") -> "TrackResult":
+        names = ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost")
+        return TrackResult(*(np.concatenate([getattr(r, k) for r in results]) for k in names))
+
+
+@numba.njit(cache=True, fastmath=False)
+def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, segs, n_segs, jump_in, jsrc,
+            w_onset, step_penalty, jump_penalty):  # pragma: no cover - compiled
+    """Compute one DTW column over the active segments.
+
+    ``d1, l1`` hold the previous column, ``d2, l2`` the one before. Steps (score, audio):
+    (1, 1) weight 2, (2, 1) and (1, 2) weight 3 (times ``1 + step_penalty``), and repeat jumps.
+
+    Returns ``(best_i, best_local, mean_local)``: the argmin of ``D / L`` and local costs.
+    """
+    xc_any = False
+    for k in range(12):
+        if x[k] != 0.0:
+            xc_any = True
+            break
+    best_i = -1
+    best_norm = np.inf
+    best_local = 0.0
+    sum_local = 0.0
+    n_local = 0
+    hv = 3.0 * (1.0 + step_penalty)
+    for s in range(n_segs):
+        lo = segs[s, 0]
+        hi = segs[s, 1]
+        for i in range(lo, hi + 1):
+            # local distance: cosine on chroma, half L1 on onsets
+            if score_silent[i] or not xc_any:
+                dc = 0.0 if (score_silent[i] and not xc_any) else 0.5
+            else:
+                dot = 0.0
+                for k in range(12):
+                    dot += x[k] * score[i, k]
+                dc = 1.0 - dot
+            do = 0.0
+            for k in range(12, 24):
+                do += abs(x[k] - score[i, k])
+            d = (1.0 - w_onset) * dc + w_onset * 0.5 * do
+            sum_local += d
+            n_local += 1
+            best = np.inf
+            bl = 0.0
+            if i > 0:
+                v = d1[i - 1] + 2.0 * d
+                if v < best:
+                    best = v
+                    bl = l1[i - 1] + 2.0
+                v = d2[i - 1] + hv * d
+                if v < best:
+                    best = v
+                    bl = l2[i - 1] + 3.0
+            if i > 1:
+                v = d1[i - 2] + hv * d
+                if v < best:
+                    best = v
+                    bl = l1[i - 2] + 3.0
+            j = jump_in[i]
+            while j >= 0:
+                src = jsrc[j, 0]
+                v = d1[src] + 2.0 * d + jump_penalty
+                if v < best:
+                    best = v
+                    bl = l1[src] + 2.0
+                j = jsrc[j, 1]
+            d_cur[i] = best
+            l_cur[i] = bl
+            if best < np.inf:
+                nv = best / bl
+                if nv < best_norm:
+                    best_norm = nv
+                    best_i = i
+                    best_local = d
+    mean_local = sum_local / max(n_local, 1)
+    return best_i, best_local, mean_local
+
+
+@numba.njit(cache=True)
+def _clear(d, l, segs, n_segs):  # pragma: no cover - compiled
+    for s in range(n_segs):
+        for i in range(segs[s, 0], segs[s, 1] + 1):
+            d[i] = np.inf
+            l[i] = 1.0
+
+
+class OnlineTracker:
+    """Follow audio features in one score (see the module docstring for the method).
+
+    Parameters
+    ----------
+    score : ScoreFeatures
+        The score's feature sequence (:func:`companion.tracking.chroma.score_features`).
+    params : TrackerParams
+
+    Notes
+    -----
+    :meth:`process` is deterministic and keeps all its state between calls, so any split of the audio
+    frames into blocks gives identical output.
+    """
+
+    def __init__(self, score: ScoreFeatures, *, params: TrackerParams | None = None) -> None:
+        self.params = params or TrackerParams()
+        self.set_score(score)
+
+    # ----------------------------------------------------------------------------------------- setup
+    def set_score(self, score: ScoreFeatures) -> None:
+        """Switch to another score (the tracker is then unseeded)."""
+        if score.n_frames < 2:
+            raise ValueError("the score has fewer than 2 feature frames")
+        self.score = score
+        n = score.n_frames
+        self._feats = np.ascontiguousarray(score.features, dtype=np.float64)
+        self._silent = np.ascontiguousarray(score.silent, dtype=np.bool_)
+        # jump list as a linked list per destination: jump_in[dst] -> first jump, jsrc[j] = (src, next)
+        self._jump_in = np.full(n, -1, np.int64)
+        jumps = score.jumps
+        self._jsrc = np.zeros((max(len(jumps), 1), 2), np.int64)
+        for j, (src, dst) in enumerate(jumps):
+            self._jsrc[j] = (src, self._jump_in[dst])
+            self._jump_in[dst] = j
+        self._jump_src = jumps[:, 0].copy() if len(jumps) else np.zeros(0, np.int64)
+        self._jump_dst = jumps[:, 1].copy() if len(jumps) else np.zeros(0, np.int64)
+        # accumulated cost and path length of the last three columns (ring buffer) and their windows
+        self._d = [np.full(n, np.inf) for _ in range(3)]
+        self._l = [np.ones(n) for _ in range(3)]
+        self._segs = [np.zeros((0, 2), np.int64) for _ in range(3)]
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the position (state "searching" until :meth:`seed`)."""
+        for k in range(3):
+            _clear(self._d[k], self._l[k], self._segs[k], len(self._segs[k]))
+            self._segs[k] = np.zeros((0, 2), np.int64)
+        self._cur = 0
+        self._seeded = False
+        self._best = 0
+        self._progress = 0.0
+        self._tempo = 1.0
+        self._phase = 0.0
+        self._acc = np.zeros(N_FEATURES)
+        self._acc_n = 0
+        self._n_columns = 0
+        self._frame = 0
+        self._hist: deque[tuple[int, float]] = deque()
+        self._ema_best = 0.0
+        self._ema_mean = 0.0
+        self._ema_w = 0.0
+        self._low_since: int | None = None
+        self._confidence = 0.0
+        self._state = SEARCHING
+
+    def seed(self, position_quarters: float, tempo: float = 1.0, *, piece_score: ScoreFeatures | None = None,
+             spread_s: float = 0.5) -> None:
+        """Start (or restart) following at a score position.
+
+        Parameters
+        ----------
+        position_quarters : float
+            Position along the unfolded score, quarter notes.
+        tempo : float
+            Initial tempo estimate, score seconds per audio second (the identifier's tempo ratio).
+        piece_score : ScoreFeatures, optional
+            Switch to this score first (re-seeding into another piece).
+        spread_s : float
+            Uncertainty of the seed position (score seconds either side).
+        """
+        if piece_score is not None:
+            self.set_score(piece_score)
+        frame = self._frame
+        self.reset()
+        self._frame = frame
+        p = self.params
+        i0 = self.score.frame_at_quarters(position_quarters)
+        spread = max(1, int(round(spread_s * self.score.fps)))
+        lo, hi = max(0, i0 - spread), min(self.score.n_frames - 1, i0 + spread)
+        d = self._d[self._cur]
+        # a slight preference for the seed position itself
+        d[lo:hi + 1] = 0.02 * np.abs(np.arange(lo, hi + 1) - i0) / spread
+        self._l[self._cur][lo:hi + 1] = 1.0
+        self._segs[self._cur] = np.array([[lo, hi]], np.int64)
+        self._best = i0
+        self._tempo = float(np.clip(tempo, p.min_tempo, p.max_tempo))
+        self._seeded = True
+        self._state = SEARCHING
+
+    # ------------------------------------------------------------------------------------- properties
+    @property
+    def tempo(self) -> float:
+        return self._tempo
+
+    @property
+    def state(self) -> int:
+        return self._state
+
+    @property
+    def confidence(self) -> float:
+        return self._confidence
+
+    @property
+    def position_frame(self) -> float:
+        return float(self._best) + self._phase if self._seeded else -1.0
+
+    # ---------------------------------------------------------------------------------------- window
+    def _next_segments(self, best: int) -> np.ndarray:
+        p, sc = self.params, self.score
+        n = sc.n_frames
+        lo = max(0, best - int(p.back_s * sc.fps))
+        hi = min(n - 1, best + int(p.ahead_s * sc.fps))
+        segs = [(lo, hi)]
+        if len(self._jump_src):
+            sel = (self._jump_src >= lo) & (self._jump_src <= hi)
+            for dst in self._jump_dst[sel]:
+                segs.append((int(dst), int(min(n - 1, dst + p.jump_s * sc.fps))))
+        segs.sort()
+        merged = [list(segs[0])]
+        for a, b in segs[1:]:
+            if a <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return np.array(merged, np.int64)
+
+    def _step_column(self, x: np.ndarray) -> None:
+        p = self.params
+        p1, p2, cur = self._cur, (self._cur + 2) % 3, (self._cur + 1) % 3
+        _clear(self._d[cur], self._l[cur], self._segs[cur], len(self._segs[cur]))
+        new_segs = self._next_segments(self._best)
+        best_i, best_local, mean_local = _column(
+            x, self._feats, self._silent, self._d[p1], self._l[p1], self._d[p2], self._l[p2],
+            self._d[cur], self._l[cur], new_segs, len(new_segs), self._jump_in, self._jsrc,
+            p.onset_weight, p.step_penalty, p.jump_penalty)
+        self._segs[cur] = new_segs
+        self._cur = cur
+        self._n_columns += 1
+        if best_i < 0:  # unreachable window (cannot happen while seeded); keep the position
+            return
+        step = best_i - self._best
+        if abs(step) <= (p.back_s + p.ahead_s) * self.score.fps:
+            self._progress += step
+        self._best = int(best_i)
+        # confidence: path's local cost vs the window's mean local cost, smoothed over confidence_s
+        col_s = 1.0 / (self._tempo * self.score.fps)
+        a = min(1.0, col_s / p.confidence_s)
+        self._ema_best += a * (best_local - self._ema_best)
+        self._ema_mean += a * (mean_local - self._ema_mean)
+        self._ema_w += a * (1.0 - self._ema_w)
+
+    def _update_tempo(self) -> None:
+        p = self.params
+        hist = self._hist
+        hist.append((self._frame, self._progress))
+        horizon = int(p.tempo_window_s * p.audio_fps)
+        while len(hist) > 1 and self._frame - hist[0][0] > horizon:
+            hist.popleft()
+        span = self._frame - hist[0][0]
+        if span < horizon * 0.75:
+            return
+        slope = (self._progress - hist[0][1]) / self.score.fps / (span / p.audio_fps)
+        if slope <= 0:
+            return
+        target = float(np.clip(slope, p.min_tempo, p.max_tempo))
+        rate = min(1.0, p.tempo_rate / p.audio_fps)
+        self._tempo = float(np.exp(np.log(self._tempo) + rate * (np.log(target) - np.log(self._tempo))))
+
+    def _update_state(self) -> None:
+        p = self.params
+        if self._n_columns == 0 or self._ema_w <= 0:
+            self._state = SEARCHING
+            return
+        best = self._ema_best / self._ema_w
+        mean = self._ema_mean / self._ema_w
+        self._confidence = float(np.clip(1.0 - best / max(mean, 1e-9), 0.0, 1.0))
+        if self._confidence < p.lost_confidence:
+            if self._low_since is None:
+                self._low_since = self._frame
+            if self._frame - self._low_since >= p.lost_after_s * p.audio_fps:
+                self._state = LOST
+                return
+        else:
+            self._low_since = None
+        self._state = TRACKING
+
+    # --------------------------------------------------------------------------------------- process
+    def process(self, features: np.ndarray, silent: np.ndarray | None = None) -> TrackResult:
+        """Advance by a block of audio feature frames.
+
+        Parameters
+        ----------
+        features : np.ndarray [shape=(n_frames, 24)]
+            From :class:`companion.tracking.chroma.AudioChroma`.
+        silent : np.ndarray [shape=(n_frames,), dtype=bool], optional
+            Silent frames: they do not move the position (the player is not playing).
+
+        Returns
+        -------
+        TrackResult
+            One entry per input frame: where the tracker is after that frame.
+        """
+        features = np.asarray(features, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != N_FEATURES:
+            raise ValueError(f"features must have shape (n, {N_FEATURES}), got {features.shape}")
+        n = features.shape[0]
+        if silent is None:
+            silent = ~features[:, :12].any(axis=1)
+        pos = np.full(n, -1.0)
+        tempo = np.zeros(n)
+        conf = np.zeros(n)
+        state = np.zeros(n, np.int8)
+        cost = np.full(n, np.inf)
+        sc = self.score
+        for k in range(n):
+            self._frame += 1
+            if self._seeded and not silent[k]:
+                self._acc += features[k]
+                self._acc_n += 1
+                self._phase += self._tempo * sc.fps / self.params.audio_fps
+                while self._phase >= 1.0:
+                    x = self._acc / max(self._acc_n, 1)
+                    nrm = np.sqrt((x[:12] ** 2).sum())
+                    if nrm > 0:
+                        x[:12] /= nrm
+                    self._step_column(x)
+                    self._phase -= 1.0
+                    if self._phase < 1.0:
+                        self._acc[:] = 0.0
+                        self._acc_n = 0
+                self._update_tempo()
+                self._update_state()
+            if self._seeded:
+                pos[k] = min(self._best + self._phase, sc.n_frames - 1)
+            tempo[k] = self._tempo
+            conf[k] = self._confidence
+            state[k] = self._state
+            if self._ema_w > 0:
+                cost[k] = self._ema_best / self._ema_w
+        quarters = np.full(n, np.nan)
+        bar = np.full(n, -1, np.int32)
+        ok = pos >= 0
+        if ok.any():
+            quarters[ok] = np.interp(pos[ok], np.arange(sc.n_frames), sc.quarters)
+            starts = sc.piece.bars["start_quarters"]
+            bar[ok] = np.clip(np.searchsorted(starts, quarters[ok] + 1e-9, side="right") - 1, 0, len(starts) - 1)
+        return TrackResult(score_frame=pos, score_quarters=quarters, bar=bar, tempo=tempo, confidence=conf,
+                           state=state, cost=cost)

@@ -1,0 +1,179 @@
+"""Tests of the chroma OLTW score tracker (companion.tracking)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from companion.audio.render import available_soundfonts, render_notes
+from companion.tracking.chroma import AudioChroma, bar_jumps, score_features
+from companion.tracking.follower import Follower, follow_audio
+from companion.tracking.oltw import LOST, TRACKING, OnlineTracker, TrackResult
+
+
+def _default_score(name: str):
+    from companion.db.default import default_score_paths
+    from companion.score.load import load_score
+
+    for p in default_score_paths():
+        if p.name == name:
+            return load_score(p)
+    pytest.skip(f"music21 corpus score {name} not installed")
+
+
+@pytest.fixture(scope="module")
+def bach():
+    return _default_score("bwv846.mxl")
+
+
+@pytest.fixture(scope="module")
+def rag():
+    return _default_score("maple_leaf_rag.mxl")
+
+
+def _warped_features(sc, score_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Audio-like features read off the score at score times ``score_s`` (one per 10 ms frame); onset
+    part only on the frame where a new score frame is entered."""
+    idx = np.clip(np.round(score_s * sc.fps).astype(int), 0, sc.n_frames - 1)
+    x = sc.features[idx].copy()
+    new = np.ones(len(idx), bool)
+    new[1:] = idx[1:] != idx[:-1]
+    x[~new, 12:] = 0.0
+    return x, sc.silent[idx]
+
+
+def test_synthetic_time_stretch_follows_known_path(bach):
+    """Non-uniformly time-stretched score features: the tracker recovers the warp."""
+    sc = score_features(bach)
+    t = np.arange(6000) / 100.0  # 60 s of "audio"
+    # tempo drifts between ~0.55x and ~1.25x of the notated tempo
+    rate = 0.9 + 0.35 * np.sin(t / 5.0)
+    s = np.cumsum(rate) / 100.0
+    x, silent = _warped_features(sc, s)
+    tr = OnlineTracker(sc)
+    tr.seed(0.0, 1.0)
+    r = tr.process(x, silent)
+    est = r.score_frame / sc.fps
+    err = np.abs(est - s)[200:]
+    assert np.median(err) < 0.08
+    assert np.quantile(err, 0.95) < 0.3
+    assert (r.state[200:] == TRACKING).all()
+    # the tempo estimate follows the warp
+    assert np.median(np.abs(r.tempo[1000:] - rate[1000:])) < 0.2
+
+
+def test_repeat_can_be_skipped(rag):
+    """A performer skipping a repeat: the tracker takes the jump at the end of the first pass."""
+    sc = score_features(rag)
+    jumps = bar_jumps(rag.bars)
+    fwd = [(k, k2) for k, k2 in jumps if k2 > k + 4]
+    assert fwd, "the rag has repeats"
+    k, k2 = fwd[0]
+    bars = rag.bars["start_quarters"]
+    q_src_end, q_dst = bars[k + 1], bars[k2]
+    f_src = sc.frame_at_quarters(q_src_end)
+    f_dst = sc.frame_at_quarters(q_dst)
+    # a path that plays up to the end of bar k, then continues at bar k2 (skipping the repeat)
+    path_s = np.concatenate([np.arange(0, f_src) / sc.fps, np.arange(f_dst, min(f_dst + 12 * sc.fps, sc.n_frames)) / sc.fps])
+    frame_s = np.interp(np.arange(0, len(path_s) * 1.0, 0.5), np.arange(len(path_s)), path_s)  # 100 fps
+    x, silent = _warped_features(sc, frame_s)
+    tr = OnlineTracker(sc)
+    tr.seed(0.0, 1.0)
+    r = tr.process(x, silent)
+    est = r.score_frame / sc.fps
+    tail = slice(len(frame_s) - 600, len(frame_s))  # the last 6 s, after the jump
+    assert np.median(np.abs(est[tail] - frame_s[tail])) < 0.1
+    assert (r.score_quarters[tail] > q_dst).mean() > 0.95
+
+
+def test_window_bounded_work(bach):
+    """Cost per column is O(window): the active cells never exceed the window (+ jump segments)."""
+    sc = score_features(bach)
+    tr = OnlineTracker(sc)
+    tr.seed(10.0, 1.0)
+    x, silent = _warped_features(sc, 2.0 + np.arange(500) / 100.0)
+    tr.process(x, silent)
+    p = tr.params
+    width = sum(int(b - a + 1) for a, b in tr._segs[tr._cur])
+    assert width <= (p.back_s + p.ahead_s) * sc.fps + 2
+    assert np.isinf(tr._d[tr._cur]).sum() >= sc.n_frames - width
+
+
+@pytest.fixture(scope="module")
+def bach_audio(bach):
+    if "timgm6mb" not in available_soundfonts():
+        pytest.skip("fluidsynth or the timgm6mb soundfont is not installed")
+    n = bach.notes[bach.notes["onset_s"] < 25.0]
+    dur = np.clip(n["duration_quarters"] * 0.5, 0.1, 2.0)
+    # played 10% slower than notated, starting after 0.5 s of silence
+    return render_notes(0.5 + n["onset_s"] * 1.1, n["pitch"], dur, 80, soundfont="timgm6mb")
+
+
+def test_block_by_block_equals_whole(bach, bach_audio):
+    audio = bach_audio[: 44100 * 12]
+    ref, _ = follow_audio(bach, audio, block_size=len(audio))
+    for block in (441, 1000, 4410, 12345):
+        got, _ = follow_audio(bach, audio, block_size=block)
+        for name in ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost"):
+            assert np.array_equal(getattr(ref, name), getattr(got, name), equal_nan=True), (block, name)
+
+
+def test_audio_chroma_blocks_and_silence():
+    rng = np.random.default_rng(1)
+    spec = np.abs(rng.standard_normal((50, 1025))).astype(np.float32)
+    spec[10:15] = 0.0
+    a = AudioChroma()
+    whole, sil = a.process(spec)
+    a.reset()
+    parts = [a.process(spec[i:i + 7]) for i in range(0, 50, 7)]
+    assert np.array_equal(whole, np.concatenate([p[0] for p in parts]))
+    assert sil[10:15].all() and not sil[:10].any()
+    assert np.allclose(np.linalg.norm(whole[~sil, :12], axis=1), 1.0)
+    with pytest.raises(ValueError):
+        a.process(np.zeros((3, 100)))
+
+
+def test_rendered_score_follows_bars(bach, bach_audio):
+    r, avail = follow_audio(bach, bach_audio)
+    n = bach.notes[bach.notes["onset_s"] < 25.0]
+    onsets = 0.5 + n["onset_s"] * 1.1
+    k = np.searchsorted(avail, onsets + 0.1, side="right") - 1
+    ok = (k >= 0) & (r.bar[np.maximum(k, 0)] == n["bar"])
+    assert ok.mean() > 0.9
+    assert abs(np.median(r.tempo[-300:]) - 1 / 1.1) < 0.15
+
+
+def test_lost_on_noise_and_wrong_piece(bach, rag, bach_audio):
+    rng = np.random.default_rng(0)
+    noise = (0.05 * rng.standard_normal(44100 * 20)).astype(np.float32)
+    r, _ = follow_audio(bach, noise)
+    assert (r.state[-500:] == LOST).mean() > 0.9
+    right, _ = follow_audio(bach, bach_audio)
+    wrong, _ = follow_audio(rag, bach_audio)
+    half = len(right) // 2
+    assert (right.state[half:] == LOST).mean() < 0.05
+    assert (wrong.state[half:] == LOST).mean() > 0.5
+    assert np.median(right.confidence[half:]) > np.median(wrong.confidence[half:]) + 0.1
+
+
+def test_rendered_asap_performance(asap):
+    """A real (Disklavier) performance, rendered: the bar shown when each aligned note is played."""
+    if "timgm6mb" not in available_soundfonts():
+        pytest.skip("fluidsynth or the timgm6mb soundfont is not installed")
+    from companion.bench.asap import load_performance_notes, performances
+    from companion.bench.follow_bench import evaluate, ground_truth
+    from companion.score.load import load_score
+
+    perf = next(p for p in performances(asap) if p.name.endswith("Etudes_op_10/4/Duepree06M"))
+    piece = load_score(perf.score)
+    seconds = 40.0
+    notes, dur = load_performance_notes(perf.midi)
+    sel = notes["onset_s"] < seconds
+    audio = render_notes(notes["onset_s"][sel], notes["pitch"][sel], dur[sel], notes["velocity"][sel],
+                         soundfont="timgm6mb")[: int(seconds * 44100)]
+    r, avail = follow_audio(piece, audio)
+    meas = np.array([str(piece.bars["number"][b]) if b >= 0 else None for b in r.bar], dtype=object)
+    m = evaluate(ground_truth(perf, piece, max_s=seconds), avail, r.score_quarters, meas)
+    assert m["n_notes"] > 300
+    assert m["bar"] >= 0.8
+    assert m["within_250"] >= 0.85
