@@ -19,7 +19,7 @@ import numpy as np
 
 from companion.score.model import BAR_DTYPE, NOTE_DTYPE, Piece, PieceMeta, ScoreError
 
-__all__ = ["NOTATED_SUFFIXES", "MIDI_SUFFIXES", "SUPPORTED_SUFFIXES", "load_score", "file_sha256"]
+__all__ = ["NOTATED_SUFFIXES", "MIDI_SUFFIXES", "SUPPORTED_SUFFIXES", "load_score", "file_sha256", "dedupe_unisons"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,28 @@ def _load_with_verovio(p: Path) -> Piece:
         raise ScoreError(f"{p}: the score holds no notes")
     meta = read_metadata(p, sha, musicxml_root=musicxml_root, mei_root=mei_root)
     return Piece(meta=meta, notes=notes, bars=bars)
+
+
+def dedupe_unisons(notes: np.ndarray) -> np.ndarray:
+    """Sort notes by ``(onset_quarters, pitch)`` and keep one of notes that share both.
+
+    Two voices that meet on the same key at the same time (a unison, common where a melody is doubled
+    in an inner voice) are struck once on a piano; the longest of them is kept, with its id.
+
+    Parameters
+    ----------
+    notes : np.ndarray [shape=(n,), dtype=NOTE_DTYPE]
+
+    Returns
+    -------
+    np.ndarray [shape=(m,), dtype=NOTE_DTYPE], m <= n
+    """
+    order = np.lexsort((-notes["duration_quarters"], notes["pitch"], notes["onset_quarters"]))
+    notes = notes[order]
+    if len(notes) < 2:
+        return notes
+    same = (np.diff(notes["onset_quarters"]) == 0) & (np.diff(notes["pitch"]) == 0)
+    return notes[np.concatenate([[True], ~same])]
 
 
 def _arrays_from_timemap(
@@ -207,9 +229,7 @@ def _arrays_from_timemap(
                     off = end
         notes[n] = (q, t, max(off - q, 0.0), pitch, 0, 0.0, base)
         n += 1
-    notes = notes[:n]
-    order = np.lexsort((notes["pitch"], notes["onset_quarters"]))
-    notes = notes[order]
+    notes = dedupe_unisons(notes[:n])
     bar_idx = np.searchsorted(bars["start_quarters"], notes["onset_quarters"] + 1e-9, side="right") - 1
     bar_idx = np.clip(bar_idx, 0, len(bars) - 1)
     notes["bar"] = bar_idx

@@ -87,7 +87,7 @@ def load_midi_score(path: str | os.PathLike) -> Piece:
     """
     import mido
 
-    from companion.score.load import file_sha256
+    from companion.score.load import dedupe_unisons, file_sha256
     from companion.score.metadata import read_metadata
 
     p = Path(path).expanduser().resolve()
@@ -149,8 +149,7 @@ def load_midi_score(path: str | os.PathLike) -> Piece:
     notes["onset_s"] = _ticks_to_seconds(on, tmap)
     notes["duration_quarters"] = (off - on) / tpb
     notes["pitch"] = pitch
-    order = np.lexsort((notes["pitch"], notes["onset_quarters"]))
-    notes = notes[order]
+    notes = dedupe_unisons(notes)  # sorted by (onset, pitch), one note per key and onset
     notes["note_id"] = [f"midi-n{k}" for k in range(len(notes))]
     bar_idx = np.searchsorted(bars["start_quarters"], notes["onset_quarters"] + 1e-9, side="right") - 1
     bar_idx = np.clip(bar_idx, 0, len(bars) - 1)
