@@ -10,6 +10,7 @@ import pytest
 
 from companion import cli
 from companion.db import Database
+from companion.db.default import ensure_default_db
 
 CORPUS = Path(__import__("music21").__file__).resolve().parent / "corpus"
 
@@ -76,10 +77,14 @@ def test_build_fails_without_readable_input(tmp_path, folder, capsys):
     assert rc == 1 and "no database" in capsys.readouterr().err
 
 
-def test_build_default(tmp_path, capsys):
-    rc = cli.main(["db", "build", "--db", str(tmp_path / "db"), "--default", "--json"])
+def test_default_database(tmp_path, capsys):
+    db_dir = ensure_default_db(tmp_path / "db")  # builds it: it is missing
+    db = Database.open(db_dir)
+    assert len(db.metas) == 11 and db.generation == "gen-1"
+    assert db.metas[db.find("maple")].composer == "Scott Joplin"
+    assert ensure_default_db(tmp_path / "db") == db_dir and Database.open(db_dir).generation == "gen-1"
+    rc = cli.main(["db", "build", "--db", str(db_dir), "--default", "--json"])
     summary = _json_lines(capsys.readouterr().out)[-1]
     assert rc == 0 and summary["event"] == "summary"
-    assert summary["added"] == summary["pieces"] == 11 and summary["failed"] == 0
-    db = Database.open(tmp_path / "db")
-    assert db.metas[db.find("maple")].composer == "Scott Joplin"
+    assert summary["unchanged"] == summary["pieces"] == 11 and summary["failed"] == 0
+    assert summary["generation"] is None

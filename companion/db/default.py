@@ -8,7 +8,7 @@ from pathlib import Path
 
 from companion.db.store import Database, DatabaseError, read_current
 
-__all__ = ["DEFAULT_WORKS", "default_score_paths", "ensure_default_db"]
+__all__ = ["DEFAULT_WORKS", "default_score_paths", "default_db_dir", "ensure_default_db"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,21 @@ def default_score_paths() -> list[Path]:
     return found
 
 
-def ensure_default_db(path: str | os.PathLike = "scores_db") -> Path:
-    """Build the default database in ``path`` when it has none yet; return the database path.
+def default_db_dir() -> Path:
+    """Where the default database lives: ``$COMPANION_DB`` if set, else the source checkout's
+    ``scores_db/`` (next to the ``companion`` package), else ``~/.local/share/companion/scores_db``."""
+    env = os.environ.get("COMPANION_DB")
+    if env:
+        return Path(env).expanduser().resolve()
+    repo = Path(__file__).resolve().parents[2] / "scores_db"
+    if repo.is_dir():
+        return repo
+    return Path("~/.local/share/companion/scores_db").expanduser()
+
+
+def ensure_default_db(path: str | os.PathLike | None = None) -> Path:
+    """Build the default database in ``path`` (default :func:`default_db_dir`) when it has none yet;
+    return the database path.
 
     Raises
     ------
@@ -67,7 +80,7 @@ def ensure_default_db(path: str | os.PathLike = "scores_db") -> Path:
     """
     from companion.db.build import build_database
 
-    db_path = Path(path).expanduser().resolve()
+    db_path = Path(path).expanduser().resolve() if path is not None else default_db_dir()
     if db_path.is_dir() and read_current(db_path) is not None:
         try:
             Database.open(db_path)
