@@ -190,6 +190,39 @@ def test_unisons_sound_once():
     assert len(np.unique(key, axis=0)) == len(piece.notes) > 1700
 
 
+_TINY_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1">{head}
+  <part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>
+  <part id="P1"><measure number="1">
+    <attributes><divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes>
+    <note><pitch><step>C</step><octave>4</octave></pitch><duration>4</duration><type>whole</type></note>
+  </measure></part>
+</score-partwise>
+"""
+
+
+@pytest.mark.parametrize("head, title, composer", [
+    ('<work><work-title>Sonata</work-title></work><movement-title>Allegro</movement-title>'
+     '<identification><creator type="composer">A. Composer (1700 - 1750)</creator></identification>',
+     "Sonata: Allegro", "A. Composer"),
+    # page-1 credits: the largest centred one is the title, the right-justified one the composer;
+    # UTF-8 once mis-decoded as Korean CP949 (as in some ASAP files) is repaired
+    ('<credit page="1"><credit-words justify="center" font-size="24">\ud68btude in E Major</credit-words></credit>'
+     '<credit page="1"><credit-words justify="center" font-size="14">Opus 10 No. 3</credit-words></credit>'
+     '<credit page="1"><credit-words justify="right" font-size="12">Fr\ucc55d\ucc55ric Chopin</credit-words></credit>',
+     "\u00c9tude in E Major: Opus 10 No. 3", "Fr\u00e9d\u00e9ric Chopin"),
+    ('<credit page="1"><credit-words justify="center" font-size="20">\ud55c\uad6d\uc5b4</credit-words></credit>',
+     "\ud55c\uad6d\uc5b4", ""),  # real Korean stays as it is
+    ("", "tiny", ""),  # nothing in the file: the file name
+])
+def test_musicxml_metadata(tmp_path, head, title, composer):
+    path = tmp_path / "tiny.musicxml"
+    path.write_text(_TINY_XML.format(head=head), encoding="utf-8")
+    piece = load_score(path)
+    assert (piece.meta.title, piece.meta.composer) == (title, composer)
+    assert list(piece.notes["pitch"]) == [60]
+
+
 def test_score_without_tempo_uses_120_bpm():
     piece = load_score(OP19_2)  # Schoenberg op. 19/2 carries no tempo in the file
     np.testing.assert_allclose(piece.notes["onset_s"], piece.notes["onset_quarters"] * 0.5, atol=2e-3)

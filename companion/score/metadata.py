@@ -32,8 +32,26 @@ _GENERIC_STEMS = {"xml_score", "score", "midi_score", "musicxml", "piece", "main
 _LIFE_DATES = re.compile(r"\s*[\(\[]?\s*(c\.\s*)?\d{4}\s*[-–—]\s*\d{4}\s*[\)\]]?\s*$")
 
 
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+def _fix_mojibake(text: str) -> str:
+    """Undo UTF-8 that was once decoded as Korean CP949 (``"Fr챕d챕ric"`` -> ``"Frédéric"``).
+
+    Some MuseScore files in the wild (several of ASAP's Chopin scores) carry such titles. The repair
+    is applied only where it round-trips exactly, so real Korean text stays as it is.
+    """
+    if not _HANGUL.search(text):
+        return text
+    try:
+        fixed = text.encode("cp949").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+    return fixed if not _HANGUL.search(fixed) else text
+
+
 def _text(el) -> str:
-    return " ".join("".join(el.itertext()).split()) if el is not None else ""
+    return _fix_mojibake(" ".join("".join(el.itertext()).split())) if el is not None else ""
 
 
 def _local(tag: str) -> str:
