@@ -6,3 +6,7 @@
 * :mod:`~companion.gui.window` - library, input choice, status bar
 * :mod:`~companion.gui.app` - ``companion gui`` and its ``--screenshot`` mode
 """
+
+from companion.gui.qtfix import immortalize_singletons
+
+immortalize_singletons()  # before any Qt slot is called: see companion.gui.qtfix
