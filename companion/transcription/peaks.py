@@ -35,7 +35,7 @@ class NotePeakPicker:
         Activation columns.
     """
 
-    def __init__(self, *, threshold: float = 0.35, pre_max: int = 1, post_max: int = 1,
+    def __init__(self, *, threshold: float = 0.2, pre_max: int = 1, post_max: int = 0,
                  combine_frames: int = 5, n_keys: int = 88) -> None:
         if pre_max < 0 or post_max < 0 or combine_frames < 0:
             raise ValueError("pre_max, post_max and combine_frames must be >= 0")

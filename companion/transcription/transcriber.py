@@ -1,7 +1,7 @@
 """Block-wise piano transcription with madmom's note BRNN: one object for live and offline use.
 
 Online (:meth:`Transcriber.process`), every feature frame ``j`` gets its activation from the
-bidirectional network run on a short window of frames around it (``window_frames``, about 210 ms,
+bidirectional network run on a short window of frames around it (``window_frames``, 170 ms by default,
 ending ``lookahead_frames`` after ``j``), as Böck & Schedl [1]_ describe for a low-latency setting;
 the windows completed by one block run as one torch batch. Offline (:meth:`Transcriber.transcribe`
 with ``online=False``) the network sees the whole signal at once, exactly as madmom does. Both paths
@@ -52,20 +52,24 @@ class Transcriber:
     sample_rate : int
         Rate of the input (44100; the audio sources resample to it).
     window_frames : int
-        Frames of the network's window around each frame in online mode (21 = 210 ms).
+        Frames of the network's window around each frame in online mode. The default, 17 frames
+        (170 ms, 80 ms of look-ahead), keeps the median latency under 150 ms; on the tuning excerpts
+        it found as many notes as 21 frames with 80 ms look-ahead and 0.7 % fewer than the centred
+        210 ms window (see ``bench/results/transcription.md``).
     lookahead_frames : int or None
         Frames of the window after the frame itself; ``None`` centres the window.
     threshold, pre_max, post_max : float, int, int
-        Peak picking (see :class:`~companion.transcription.peaks.NotePeakPicker`).
+        Peak picking (see :class:`~companion.transcription.peaks.NotePeakPicker`); tuned on rendered
+        ASAP excerpts that the benchmark does not use (``transcribe_bench --dev``).
     combine_s : float
         Onsets of one key closer than this are merged into the first.
     num_threads : int or None
         torch threads while the network runs.
     """
 
-    def __init__(self, *, sample_rate: int = SAMPLE_RATE, window_frames: int = 21,
-                 lookahead_frames: int | None = None, threshold: float = 0.35, pre_max: int = 1,
-                 post_max: int = 1, combine_s: float = 0.05, num_threads: int | None = 1) -> None:
+    def __init__(self, *, sample_rate: int = SAMPLE_RATE, window_frames: int = 17,
+                 lookahead_frames: int | None = None, threshold: float = 0.2, pre_max: int = 1,
+                 post_max: int = 0, combine_s: float = 0.05, num_threads: int | None = 1) -> None:
         if window_frames < 1:
             raise ValueError("window_frames must be >= 1")
         la = window_frames // 2 if lookahead_frames is None else int(lookahead_frames)
