@@ -12,8 +12,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import fcntl
 import logging
+import multiprocessing
 import os
 import shutil
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -144,6 +146,14 @@ def _parse_one(path: str) -> tuple[bool, Any]:
     return True, {"title": piece.meta.title, "composer": piece.meta.composer, "notes": notes, "bars": bars}
 
 
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """``fork`` where this process runs one thread; ``forkserver`` where it runs more (the GUI builds
+    the default database from a Qt process), since forking a threaded process can deadlock."""
+    if threading.active_count() > 1 and "forkserver" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+
+
 def _parse_many(paths: list[str], on_result: Callable[[str, bool, Any], None]) -> None:
     """Parse ``paths`` in up to :data:`MAX_WORKERS` processes, calling ``on_result`` for each.
 
@@ -154,7 +164,7 @@ def _parse_many(paths: list[str], on_result: Callable[[str, bool, Any], None]) -
         return
     done: set[str] = set()
     try:
-        with cf.ProcessPoolExecutor(max_workers=min(MAX_WORKERS, len(paths))) as ex:
+        with cf.ProcessPoolExecutor(max_workers=min(MAX_WORKERS, len(paths)), mp_context=_mp_context()) as ex:
             futures = {ex.submit(_parse_one, p): p for p in paths}
             try:
                 for fut in cf.as_completed(futures):
@@ -172,7 +182,7 @@ def _parse_many(paths: list[str], on_result: Callable[[str, bool, Any], None]) -
         if p in done:
             continue
         try:
-            with cf.ProcessPoolExecutor(max_workers=1) as ex:
+            with cf.ProcessPoolExecutor(max_workers=1, mp_context=_mp_context()) as ex:
                 ok, payload = ex.submit(_parse_one, p).result()
         except BrokenProcessPool:
             ok, payload = False, "the score parser crashed on this file (corrupt or unsupported)"
@@ -195,7 +205,10 @@ class _DirLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "_DirLock":
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DatabaseError(f"{self.path.parent}: cannot lock the database for writing ({exc.strerror or exc})") from exc
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
