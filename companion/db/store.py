@@ -120,6 +120,8 @@ class Database:
         All pieces' bars, concatenated in piece order (memory-mapped).
     note_offsets, bar_offsets : np.ndarray [shape=(n_pieces + 1,), dtype=int64]
         Piece ``i`` holds ``notes[note_offsets[i]:note_offsets[i + 1]]`` (likewise bars).
+    file_stats : list of (float, int)
+        ``(mtime, size)`` of each score file when it was stored.
     """
 
     def __init__(
@@ -166,7 +168,14 @@ class Database:
                 f"{db_dir}: no database here, or its first build did not finish "
                 f"(build one with `companion db build --db {path} ...`)"
             )
-        return cls._open_generation(db_dir, gen)
+        try:
+            return cls._open_generation(db_dir, gen)
+        except DatabaseError:
+            # a build may have replaced CURRENT and removed this generation while we read it
+            newer = read_current(db_dir)
+            if newer is None or newer == gen:
+                raise
+            return cls._open_generation(db_dir, newer)
 
     @classmethod
     def _open_generation(cls, db_dir: Path, gen: str) -> "Database":
