@@ -303,3 +303,47 @@ def test_many_slot_calls_do_not_free_none(app):
         t.stop()
     assert sys.getrefcount(None) > 2**39
     assert none_leak_per_slot_call() >= 0.0
+
+
+def test_screenshot_under_xvfb_follows_rendered_audio_with_the_tracker(asap, xvfb, tmp_path):
+    """``companion gui --input WAV --piece SCORE --screenshot``: D's chroma tracker follows a rendered
+    ASAP performance (Beethoven sonata no. 26 "Les Adieux" i, first 32 s, FluidR3 Mono); the highlight must be on the
+    ground-truth bar or a neighbour (the ground truth changes bar at the first note of a bar; the
+    tracker's estimate may lead or lag it by a fraction of a beat)."""
+    import soundfile as sf
+
+    from companion.audio.render import available_soundfonts, render_notes
+    from companion.bench.asap import load_alignment, load_performance_notes, performances
+    from companion.bench.gui_bench import ground_truth_bar
+
+    fonts = available_soundfonts()
+    if "fluidr3mono" not in fonts:
+        pytest.skip("fluidsynth or the FluidR3 Mono soundfont is missing (apt install fluidsynth fluidr3mono-gm-soundfont)")
+    perfs = [p for p in performances(asap) if p.name.endswith("Beethoven/Piano_Sonatas/26-1/Broberg01")]
+    if not perfs:
+        pytest.skip("ASAP has no Broberg01 performance of Beethoven sonata no. 26 i")
+    perf = perfs[0]
+    piece, alignment = load_score(perf.score), load_alignment(perf)
+    notes, dur = load_performance_notes(perf.midi)
+    end_s, at = 32.0, 30.0
+    keep = notes["onset_s"] < end_s
+    audio = render_notes(notes["onset_s"][keep], notes["pitch"][keep], np.minimum(dur[keep], end_s - notes["onset_s"][keep]),
+                         notes["velocity"][keep], soundfont="fluidr3mono")
+    wav = tmp_path / "excerpt.wav"
+    sf.write(str(wav), audio, 44100)
+    png = tmp_path / "gui_tracker.png"
+    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    cmd = [sys.executable, "-c", RUN_GUI, "--db", str(tmp_path / "no_db"), "--piece", str(perf.score),
+           "--input", str(wav), "--screenshot", str(png), "--at", str(at), "--json"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    shown = json.loads(out.stdout.strip().splitlines()[-1])
+    assert png.is_file() and abs(shown["t"] - at) < 0.2
+    assert shown["state"] == "tracking"
+    truth = ground_truth_bar(piece, alignment, at)
+    bar = piece.bar_at(shown["score_quarters"])
+    assert shown["measure_id"] == str(piece.bars["measure_id"][bar])
+    assert abs(bar - truth) <= 1, f"highlight on bar {piece.bars['number'][bar]}, ground truth {piece.bars['number'][truth]}"
+    img = QImage(str(png))
+    x, y, w, h = shown["highlight_px"]
+    assert img.pixelColor(x + 4, y + h // 2).blue() > img.pixelColor(x + 4, y + h // 2).red() + 10

@@ -6,8 +6,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=None, help="score database directory (default: the last one used, "
-                                                   "else scores_db, built from music21's corpus if missing)")
+    parser.add_argument("--db", default=None, help="score database directory (default: the last one used, else "
+                                                   "the default database, built from music21's corpus if missing)")
     parser.add_argument("--input", metavar="FILE", help="follow this audio file, played to the speakers "
                                                         "(default: listen to the input device)")
     parser.add_argument("--piece", metavar="SOURCE", help="the piece played: a database source path, a unique "

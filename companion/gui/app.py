@@ -142,18 +142,19 @@ def run_gui(args) -> int:
     app = make_app()
     batch = bool(args.screenshot)
     window = MainWindow(Settings(open_settings()), interactive=not batch, animate_ms=0 if batch else 140)
-    db_path = args.db or window.settings.db or "scores_db"
-    if args.db is None and not window.settings.db and db_path == "scores_db":
+    db_path = args.db or window.settings.db
+    if not db_path:  # first run: the default database (built from music21's corpus when missing)
         try:
             from companion.db.default import ensure_default_db
 
-            db_path = str(ensure_default_db(db_path))
+            db_path = str(ensure_default_db())
         except Exception as exc:  # DatabaseError or a failed build: shown, the window still opens
             window.show_message("Score database", f"The default database could not be built: {exc}")
     window.resize(1400, 900)
     window.show()  # lay the score out for the window's real size
     app.processEvents()
-    window.open_database(db_path)
+    if db_path:
+        window.open_database(db_path)
     if args.piece:
         _resolve_piece(window, args.piece)
     elif window.settings.last_piece and window.db is not None:
