@@ -228,6 +228,59 @@ def test_library_lists_searches_and_opens(window, tmp_path, app):
     assert window.settings.db == str(db.resolve()) and window.settings.last_piece == window.piece.meta.source
 
 
+def test_lost_greys_the_highlight_and_keeps_it(window, bach, app):
+    window.open_score(bach)
+    window.on_position(_positions(bach, [3])[0])
+    assert not window.view.dimmed
+    lost = dict(_positions(bach, [9])[0], state="lost")
+    window.on_position(lost)
+    assert window.view.dimmed and window.state == "lost"
+    assert window.view.highlighted_id == str(bach.bars["measure_id"][3])  # not moved by a lost position
+
+
+def test_settings_are_restored(app, tmp_path, bach):
+    path = str(tmp_path / "s.ini")
+    w = MainWindow(Settings(QSettings(path, QSettings.Format.IniFormat)), interactive=False)
+    w.set_pages_per_view(1)
+    w.set_zoom(50.0)
+    w.settings.sync()
+    w.close()
+    w2 = MainWindow(Settings(QSettings(path, QSettings.Format.IniFormat)), interactive=False)
+    assert w2.view.pages_per_view == 1 and abs(w2.view.zoom - 50.0) < 1e-6
+    w2.close()
+
+
+def test_add_scores_runs_in_a_thread_and_reports_failures(window, tmp_path, app):
+    from companion.db import build_database
+
+    db = tmp_path / "db"
+    build_database(db, [_corpus("schoenberg/opus19/movement2.mxl")])
+    assert window.open_database(db) and window.library.list.count() == 1
+    bad = tmp_path / "broken.musicxml"
+    bad.write_text("<score-partwise><part-list></part-list>")  # not a readable score
+    loop = QEventLoop()
+    window.library.databaseChanged.connect(lambda: QTimer.singleShot(0, loop.quit))
+    QTimer.singleShot(60000, loop.quit)
+    window.library.add_scores([str(_corpus("schoenberg/opus19/movement6.mxl")), str(bad)])
+    assert not window.library.add.isEnabled()  # the GUI thread did not wait for the build
+    loop.exec()
+    app.processEvents()
+    assert window.library.list.count() == 2
+    assert any("broken.musicxml" in e for e in window.errors)
+    assert window.library.add.isEnabled() and not window.library.progress.isVisible()
+
+
+def test_cli_checks_its_arguments(tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", RUN_GUI, "--screenshot", str(tmp_path / "x.png")], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--input" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-c", RUN_GUI, "--db", str(tmp_path / "none"), "--piece",
+                          str(tmp_path / "missing.mxl"), "--input", str(tmp_path / "a.wav"), "--screenshot",
+                          str(tmp_path / "x.png")], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "missing.mxl" in out.stderr and "Traceback" not in out.stderr
+
+
 # ------------------------------------------------------------------------------------ Xvfb screenshot
 @pytest.fixture(scope="module")
 def xvfb():

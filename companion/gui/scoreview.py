@@ -33,6 +33,8 @@ BACKGROUND = QColor("#e9e6e0")
 PAPER = QColor("#fffdf8")
 HIGHLIGHT_FILL = QColor(66, 133, 244, 46)
 HIGHLIGHT_EDGE = QColor(66, 133, 244, 150)
+DIMMED_FILL = QColor(120, 120, 120, 30)  # searching / lost: where the player was last seen
+DIMMED_EDGE = QColor(120, 120, 120, 110)
 BEAT_MARK = QColor(230, 120, 30, 150)
 
 
@@ -102,7 +104,8 @@ class ScoreView(QWidget):
         self.piece: Piece | None = None
         self.view_pages: tuple[int, ...] = ()
         self.highlighted_id: str = ""
-        self.message = "Pick a piece in the library, or play."
+        self.message = "Pick a piece in the library."
+        self.dimmed = False
         self._pages: dict[int, _Page] = {}
         self._bar = -1
         self._beat_frac: float | None = None
@@ -255,6 +258,12 @@ class ScoreView(QWidget):
             self.barChanged.emit(measure_id)
         self._place_highlight(animate=True)
 
+    def set_dimmed(self, dimmed: bool) -> None:
+        """Grey the highlight while the follower is searching or lost."""
+        if bool(dimmed) != self.dimmed:
+            self.dimmed = bool(dimmed)
+            self.update()
+
     def turn(self, step: int) -> None:
         """Manual page turn by ``step`` pages (keys, pedals); holds until the player changes system."""
         if self.renderer is None:
@@ -337,11 +346,11 @@ class ScoreView(QWidget):
             path = QPainterPath()
             hr = self._rect.adjusted(-3, -5, 3, 5)
             path.addRoundedRect(hr, 7, 7)
-            p.setPen(QPen(HIGHLIGHT_EDGE, 1.5))
-            p.fillPath(path, HIGHLIGHT_FILL)
+            p.setPen(QPen(DIMMED_EDGE if self.dimmed else HIGHLIGHT_EDGE, 1.5))
+            p.fillPath(path, DIMMED_FILL if self.dimmed else HIGHLIGHT_FILL)
             p.drawPath(path)
-            if self.show_beat and self._beat_frac is not None and not self._anim.state() == \
-                    QVariantAnimation.State.Running:
+            if self.show_beat and not self.dimmed and self._beat_frac is not None and \
+                    self._anim.state() != QVariantAnimation.State.Running:
                 x = self._rect.left() + self._beat_frac * self._rect.width()
                 p.setPen(QPen(BEAT_MARK, 2.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
                 p.drawLine(QPointF(x, hr.top() + 4), QPointF(x, hr.bottom() - 4))

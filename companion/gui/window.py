@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
                                QToolBar, QWidget)
 
@@ -76,6 +76,10 @@ class MainWindow(QMainWindow):
                 sc.activated.connect(lambda s=step: self.view.turn(s))
         self.set_state("idle")
         self.resize(QSize(1400, 900))
+        icon = Path(__file__).resolve().parents[2] / "assets" / "companion.svg"  # in a source checkout
+        if icon.is_file():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.view.setFocus()  # arrow keys and page-turner pedals turn pages
 
     # --------------------------------------------------------------------------------------- chrome
     def _make_toolbar(self) -> None:
@@ -334,6 +338,7 @@ class MainWindow(QMainWindow):
         self.tempo_label.setText(f"tempo ×{tempo:.2f}" if tempo else "")
         if self.piece is None or pos.get("source") not in (None, self.piece.meta.source):
             return
+        self.view.set_dimmed(pos.get("state") != "tracking")
         bar = bar_of_quarters(self.piece, pos.get("score_quarters"))
         if bar >= 0 and pos.get("state") != "lost":
             self.view.set_bar(bar, pos.get("measure_offset"))
