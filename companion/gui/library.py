@@ -6,9 +6,10 @@ import logging
 import queue
 import threading
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
 from companion.score.model import PieceMeta
 
@@ -17,6 +18,36 @@ __all__ = ["LibraryPanel"]
 log = logging.getLogger(__name__)
 
 PID_ROLE = Qt.ItemDataRole.UserRole
+COMPOSER_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class _PieceDelegate(QStyledItemDelegate):
+    """Two lines per piece: the title, and the composer in grey; elided to the panel's width."""
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802 - Qt API
+        h = option.fontMetrics.height()
+        return QSize(160, 2 * h + 12)
+
+    def paint(self, painter, option, index) -> None:
+        painter.save()
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:
+            painter.fillRect(option.rect, option.palette.color(QPalette.ColorRole.Highlight))
+        r = option.rect.adjusted(8, 5, -8, -5)
+        fm = option.fontMetrics
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(option.palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
+        title = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        painter.drawText(QRect(r.left(), r.top(), r.width(), fm.height()), Qt.AlignmentFlag.AlignLeft,
+                         QFontMetrics(bold).elidedText(title, Qt.TextElideMode.ElideRight, r.width()))
+        painter.setFont(option.font)
+        painter.setPen(QColor("#e8e8e8") if selected else QColor("#7a756c"))
+        composer = index.data(COMPOSER_ROLE) or ""
+        painter.drawText(QRect(r.left(), r.top() + fm.height() + 2, r.width(), fm.height()), Qt.AlignmentFlag.AlignLeft,
+                         fm.elidedText(composer, Qt.TextElideMode.ElideRight, r.width()))
+        painter.restore()
 
 
 class LibraryPanel(QWidget):
@@ -38,7 +69,9 @@ class LibraryPanel(QWidget):
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._filter)
         self.list = QListWidget()
-        self.list.setAlternatingRowColors(True)
+        self.list.setItemDelegate(_PieceDelegate(self.list))
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setUniformItemSizes(True)
         self.list.itemActivated.connect(self._activated)
         self.list.itemClicked.connect(self._activated)
         self.count = QLabel()
@@ -74,9 +107,9 @@ class LibraryPanel(QWidget):
         self._metas = list(metas)
         self.list.clear()
         for pid, m in enumerate(self._metas):
-            text = m.title + (f"\n{m.composer}" if m.composer else "")
-            item = QListWidgetItem(text)
+            item = QListWidgetItem(m.title)
             item.setData(PID_ROLE, pid)
+            item.setData(COMPOSER_ROLE, m.composer or "")
             item.setToolTip(m.source)
             self.list.addItem(item)
         self._filter(self.search.text())
