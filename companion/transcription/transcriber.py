@@ -125,6 +125,9 @@ class Transcriber:
         list of NoteEvent, ``onset_s`` on the stream's sample clock
         """
         samples = getattr(block, "samples", block)
+        rate = getattr(block, "sample_rate", self.sample_rate)
+        if int(rate) != self.sample_rate:
+            raise ValueError(f"block at {rate} Hz, transcriber expects {self.sample_rate} Hz")
         fb = self.features.process(samples)
         self.last_features = fb
         self._add_features(fb)
