@@ -281,6 +281,44 @@ def test_cli_checks_its_arguments(tmp_path):
     assert out.returncode == 1 and "missing.mxl" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_missing_input_device_is_a_message(window, bach, app):
+    window.open_score(bach)
+    loop = QEventLoop()
+    window.bridge.finished.connect(lambda _n: QTimer.singleShot(0, loop.quit))
+    QTimer.singleShot(20000, loop.quit)
+    assert window.follow_device("no-such-device-xyz")  # the device is opened in the worker thread
+    loop.exec()
+    app.processEvents()
+    assert any("no-such-device-xyz" in e for e in window.errors), window.errors
+    assert not window.bridge.running and window.start_action.text().endswith("Follow")
+
+
+def test_file_playback_without_output_device_follows_silently(window, bach, tmp_path, app):
+    import soundfile as sf
+
+    from companion.gui.worker import AudioPlayer
+
+    player = AudioPlayer(np.zeros(4410, np.float32), 44100)
+    started = player.start()
+    player.stop()
+    if started:
+        pytest.skip("this machine has an audio output device")
+    assert "following silently" in player.error
+    wav = tmp_path / "silence.wav"
+    sf.write(str(wav), np.zeros(44100, np.float32), 44100)
+    window.open_score(bach)
+    infos: list[str] = []
+    window.bridge.info.connect(infos.append)
+    loop = QEventLoop()
+    window.bridge.finished.connect(lambda _n: QTimer.singleShot(0, loop.quit))
+    QTimer.singleShot(30000, loop.quit)
+    assert window.follow_file(str(wav), play=True, realtime=False)
+    loop.exec()
+    app.processEvents()
+    assert any("following silently" in i for i in infos)
+    assert "following silently" in window.info_label.text()
+
+
 # ------------------------------------------------------------------------------------ Xvfb screenshot
 @pytest.fixture(scope="module")
 def xvfb():
