@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from companion.score.model import BAR_DTYPE, NOTE_DTYPE, Piece, PieceMeta, ScoreError
 
-__all__ = ["NOTATED_SUFFIXES", "MIDI_SUFFIXES", "SUPPORTED_SUFFIXES", "load_score", "file_sha256", "dedupe_unisons"]
+__all__ = ["NOTATED_SUFFIXES", "MIDI_SUFFIXES", "SUPPORTED_SUFFIXES", "load_score", "file_sha256", "dedupe_unisons", "verovio_load"]
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,40 @@ def load_score(path: str | os.PathLike) -> Piece:
         raise ScoreError(f"{p}: no such file")
     if suffix not in SUPPORTED_SUFFIXES:
         raise ScoreError(f"{p}: unsupported file type {suffix!r} (supported: {' '.join(SUPPORTED_SUFFIXES)})")
-    if suffix in MIDI_SUFFIXES:
-        from companion.score.midi import load_midi_score
+    try:
+        if suffix in MIDI_SUFFIXES:
+            from companion.score.midi import load_midi_score
 
-        return load_midi_score(p)
-    return _load_with_verovio(p)
+            return load_midi_score(p)
+        return _load_with_verovio(p)
+    except ScoreError:
+        raise
+    except MemoryError:
+        raise ScoreError(f"{p}: too large to load") from None
+    except Exception as exc:  # a reader bug on odd input must not become a traceback for the user
+        log.debug("unexpected error loading %s", p, exc_info=True)
+        raise ScoreError(f"{p}: could not be read ({type(exc).__name__}: {exc})") from exc
+
+
+_SURROGATE_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def verovio_load(tk, path: Path) -> bool:
+    """Load ``path`` into verovio toolkit ``tk`` as :func:`load_score` does (use it wherever the ids
+    must match the score model's, e.g. for rendering).
+
+    Verovio reads ABC only when the text starts with its header (a leading blank line makes it fail),
+    so ABC text goes in through ``loadData`` without leading blank lines; everything else through
+    ``loadFile``.
+    """
+    if path.suffix.lower() == ".abc":
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        return bool(tk.loadData(text.lstrip("\r\n\t \ufeff")))
+    return bool(tk.loadFile(str(path)))
 
 
 def _load_with_verovio(p: Path) -> Piece:
@@ -85,7 +115,7 @@ def _load_with_verovio(p: Path) -> Piece:
     tk = verovio.toolkit()
     tk.setOptions(VEROVIO_OPTIONS)
     try:
-        ok = tk.loadFile(str(p))
+        ok = verovio_load(tk, p)
     except Exception as exc:  # verovio raises on some malformed input
         raise ScoreError(f"{p}: verovio could not read it ({exc})") from exc
     if not ok:
@@ -94,9 +124,11 @@ def _load_with_verovio(p: Path) -> Piece:
     if not timemap:
         raise ScoreError(f"{p}: the score has no timed content")
     try:
-        mei_root = ET.fromstring(tk.getMEI({"removeIds": False}))
-    except ET.ParseError as exc:  # pragma: no cover - verovio writes well-formed MEI
-        log.warning("%s: verovio's MEI export is not well-formed (%s); ties are not merged", p, exc)
+        # a latin-1 byte in the input comes back as a lone surrogate ("\udce9"): make it that character
+        mei = _SURROGATE_BYTE.sub(lambda m: chr(ord(m.group()) - 0xDC00), tk.getMEI({"removeIds": False}))
+        mei_root = ET.fromstring(mei)
+    except (ET.ParseError, UnicodeError, ValueError) as exc:
+        log.warning("%s: verovio's MEI export is unreadable (%s); ties are not merged", p, exc)
         mei_root = None
     ties = tie_links(mei_root) if mei_root is not None else {}
     pitches = mei_pitches(mei_root) if mei_root is not None else {}

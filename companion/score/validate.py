@@ -99,6 +99,9 @@ def _check_abc(p: Path) -> None:
     body = [ln for ln in lines[k + 1:] if ln and not ln.startswith("%")]
     if not body or re.match(r"X:", body[0]):
         raise ScoreError("ABC tune without a body (no music after its 'K:' line)")
+    n_tunes = sum(1 for ln in lines if re.match(r"X:\s*\d", ln))
+    if n_tunes > 1:  # verovio would silently read the first tune only
+        raise ScoreError(f"an ABC tune collection ({n_tunes} tunes); give one tune per file")
 
 
 def _check_kern(p: Path) -> None:
