@@ -285,6 +285,16 @@ def _build_locked(db_path: Path, files: list[Path], report: BuildReport, on_prog
     old = Database._open_generation(db_path, old_gen) if old_gen else None
     old_by_source = {m.source: i for i, m in enumerate(old.metas)} if old else {}
 
+    # parameters first: a bad value should fail before minutes of parsing
+    new_params = _params_dict(fingerprint_params)
+    if new_params is not None:
+        try:
+            new_params = FingerprintParams.from_dict(new_params).to_dict()  # validate and normalise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DatabaseError(f"invalid fingerprint parameters ({exc})") from exc
+    old_params = old.fingerprint_params if old else None
+    params_dict = new_params or old_params or FingerprintParams().to_dict()
+
     # what changed?
     to_parse: list[str] = []
     stats: dict[str, tuple[str, float, int]] = {}
@@ -329,11 +339,6 @@ def _build_locked(db_path: Path, files: list[Path], report: BuildReport, on_prog
     _parse_many(to_parse, on_result)
     report.parse_s = time.perf_counter() - t0
 
-    new_params = _params_dict(fingerprint_params)
-    if new_params is not None:
-        new_params = FingerprintParams.from_dict(new_params).to_dict()  # validate and normalise
-    old_params = old.fingerprint_params if old else None
-    params_dict = new_params or old_params or FingerprintParams().to_dict()
 
     # assemble: old pieces keep their ids (changed ones replaced in place), new ones are appended
     rows: list[dict] = []
@@ -374,9 +379,13 @@ def _build_locked(db_path: Path, files: list[Path], report: BuildReport, on_prog
         return report
 
     t0 = time.perf_counter()
-    params = FingerprintParams.from_dict(params_dict)
-    index = FingerprintIndex.build([np.asarray(n) for n in piece_notes], params=params)
-    index_arrays = index.arrays()
+    try:
+        params = FingerprintParams.from_dict(params_dict)
+        index = FingerprintIndex.build([np.asarray(n) for n in piece_notes], params=params)
+        index_arrays = index.arrays()
+    except (ValueError, TypeError, MemoryError) as exc:
+        raise DatabaseError(f"{db_path}: could not build the fingerprint index ({type(exc).__name__}: {exc}); "
+                            f"the database is unchanged") from exc
     report.index_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
