@@ -226,6 +226,27 @@ def test_musicxml_metadata(tmp_path, head, title, composer):
     assert list(piece.notes["pitch"]) == [60]
 
 
+def test_mei_score(tmp_path):
+    """An MEI file (verovio's own export of op. 19/6, with a title and composer added to its header)
+    loads with the same notes, bar numbers and ids as the MusicXML it came from."""
+    import verovio
+
+    ref = load_score(CORPUS / "schoenberg/opus19/movement6.mxl")
+    tk = verovio.toolkit()
+    tk.setOptions({"xmlIdSeed": 1})
+    tk.loadFile(str(CORPUS / "schoenberg/opus19/movement6.mxl"))
+    mei = tk.getMEI({"removeIds": False}).replace(
+        "<title />", "<title>Sechs kleine Klavierst\u00fccke, Nr. 6</title>", 1).replace(
+        "<respStmt />", '<respStmt><persName role="composer">Arnold Schoenberg</persName></respStmt>', 1)
+    path = tmp_path / "op19-6.mei"
+    path.write_text(mei, encoding="utf-8")
+    piece = load_score(path)
+    assert (piece.meta.title, piece.meta.composer) == ("Sechs kleine Klavierst\u00fccke, Nr. 6", "Arnold Schoenberg")
+    for field in ("onset_quarters", "pitch", "note_id"):
+        np.testing.assert_array_equal(piece.notes[field], ref.notes[field])
+    np.testing.assert_array_equal(piece.bars["number"], ref.bars["number"])
+
+
 def test_score_without_tempo_uses_120_bpm():
     piece = load_score(OP19_2)  # Schoenberg op. 19/2 carries no tempo in the file
     np.testing.assert_allclose(piece.notes["onset_s"], piece.notes["onset_quarters"] * 0.5, atol=2e-3)
