@@ -319,6 +319,47 @@ def test_file_playback_without_output_device_follows_silently(window, bach, tmp_
     assert "following silently" in window.info_label.text()
 
 
+def _demo_bar_number(t: float) -> int:
+    """Bar sounding at ``t`` in assets/demo.ogg (scripts/make_demo.py: BWV 846 from bar 5 at 0.5 s,
+    4/4, 66..78 quarters per minute on a slow sine)."""
+    grid = np.arange(0, 400, 0.25)
+    bpm = 72.0 + 6.0 * np.sin(2 * np.pi * grid / 32.0)
+    t_grid = np.concatenate([[0.0], np.cumsum(60.0 / bpm * 0.25)]) + 0.5
+    q = float(np.interp(t, t_grid, np.arange(len(t_grid)) * 0.25))
+    return 5 + int(q // 4)
+
+
+def test_identifies_the_demo_then_follows_it(window, tmp_path, app):
+    """No piece chosen: the first 10 s of the demo recording are transcribed and identified, the piece
+    is shown, and the highlight follows (to within a bar of the generator's tempo map)."""
+    from companion.gui.window import identification_available
+
+    if not identification_available():
+        pytest.skip("the fingerprint identifier is not installed")
+    from companion.db import build_database
+
+    demo = Path(__file__).resolve().parents[1] / "assets" / "demo.ogg"
+    db = tmp_path / "db"
+    build_database(db, [_corpus("bach/bwv846.mxl"), _corpus("schoenberg/opus19/movement2.mxl")])
+    assert window.open_database(db) and window.library.identify.isEnabled()
+    assert window.piece is None
+    loop = QEventLoop()
+    window.bridge.finished.connect(lambda _n: QTimer.singleShot(0, loop.quit))
+    QTimer.singleShot(60000, loop.quit)
+    at = 18.0
+    assert window.follow_file(str(demo), play=False, realtime=False, stop_at_s=at)
+    loop.exec()
+    app.processEvents()
+    assert not window.errors, window.errors
+    assert window.piece is not None and window.piece.meta.source.endswith("bwv846.mxl")
+    assert window.library.list.currentItem().data(Qt.ItemDataRole.UserRole) == window.db.find("bwv846")
+    pos = window.last_position
+    assert pos["state"] == "tracking" and abs(pos["t"] - at) < 0.2
+    bar = window.piece.bar_at(pos["score_quarters"])
+    assert abs(int(window.piece.bars["number"][bar]) - _demo_bar_number(at)) <= 1
+    assert window.view.highlighted_id == str(window.piece.bars["measure_id"][bar])
+
+
 # ------------------------------------------------------------------------------------ Xvfb screenshot
 @pytest.fixture(scope="module")
 def xvfb():

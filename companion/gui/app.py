@@ -100,6 +100,9 @@ def take_screenshot(window, png: str | os.PathLike, *, input_path: str | None = 
     window.view._place_highlight(animate=False)
     for _ in range(3):
         app.processEvents()
+    if window.piece is None:
+        window.show_message("Screenshot", "no piece was shown (not identified?)")
+        return False
     ok = window.grab().save(str(png))
     if not ok:
         window.show_message("Screenshot", f"could not write {png}")
@@ -135,9 +138,8 @@ def run_gui(args) -> int:
     if args.screenshot and not (args.input or args.positions):
         print("companion gui: --screenshot needs --input FILE (or --positions JSONL)", file=sys.stderr)
         return 2
-    if args.screenshot and not args.piece:
-        print("companion gui: --screenshot needs --piece SOURCE (automatic identification needs the live "
-              "engine)", file=sys.stderr)
+    if args.screenshot and args.positions and not args.piece:
+        print("companion gui: --positions needs --piece SOURCE", file=sys.stderr)
         return 2
     app = make_app()
     batch = bool(args.screenshot)
@@ -155,15 +157,19 @@ def run_gui(args) -> int:
     app.processEvents()
     if db_path:
         window.open_database(db_path)
+    from companion.gui.window import identification_available
+
     if args.piece:
         _resolve_piece(window, args.piece)
+    elif args.input and window.db is not None and identification_available():
+        window.library.identify.setChecked(True)  # like `companion follow` without --piece: identify first
     elif window.settings.last_piece and window.db is not None:
         try:
             window.open_piece(window.db.find(window.settings.last_piece))
         except KeyError:
             pass
     if batch:
-        ok = window.piece is not None and take_screenshot(window, args.screenshot, input_path=args.input,
+        ok = (window.piece is not None or window.library.identify.isChecked()) and take_screenshot(window, args.screenshot, input_path=args.input,
                                                           positions_path=args.positions, at_s=float(args.at))
         window.bridge.stop()
         for e in window.errors:

@@ -34,6 +34,8 @@ class Bridge(QObject):
         Messages for the user.
     finished(int)
         The job ended (number of positions produced).
+    piece(int)
+        The job identified the piece: its database id (``("piece", pid)`` events).
     """
 
     position = Signal(dict)
@@ -41,6 +43,7 @@ class Bridge(QObject):
     error = Signal(str)
     info = Signal(str)
     finished = Signal(int)
+    piece = Signal(int)
 
     def __init__(self, parent: QObject | None = None, *, interval_ms: int = 16) -> None:
         super().__init__(parent)
@@ -100,6 +103,8 @@ class Bridge(QObject):
                 self.error.emit(str(payload))
             elif kind == "info":
                 self.info.emit(str(payload))
+            elif kind == "piece":
+                self.piece.emit(int(payload))
             elif kind == "finished":
                 self.finished.emit(int(payload))
         if not self.running and self.events.empty():

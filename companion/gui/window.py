@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.bridge.error.connect(lambda m: self.show_message("Input", m))
         self.bridge.info.connect(self.show_info)
         self.bridge.finished.connect(self._on_finished)
+        self.bridge.piece.connect(self.on_identified)
         self._make_toolbar()
         self._make_statusbar()
         for keys, step in ((("Left", "Up", "PgUp"), -1), (("Right", "Down", "PgDown", "Space"), +1)):
@@ -191,9 +192,13 @@ class MainWindow(QMainWindow):
             return False
         self.library.set_pieces(str(self.db.path), self.db.metas)
         self.settings.db = str(self.db.path)
+        can = identification_available() and len(self.db.metas) > 0
+        self.library.identify.setEnabled(can)
+        self.library.identify.setToolTip("Listen to the first seconds, find the piece and the bar, then follow"
+                                         if can else "Needs a database with a fingerprint index")
         return True
 
-    def open_piece(self, pid: int) -> bool:
+    def open_piece(self, pid: int, *, keep_following: bool = False) -> bool:
         """Show database piece ``pid``."""
         if self.db is None:
             return False
@@ -202,14 +207,16 @@ class MainWindow(QMainWindow):
         except (IndexError, OSError) as exc:
             self.show_message("Open piece", str(exc))
             return False
-        ok = self.open_score(piece, validate=_changed_since_build(self.db, pid))
+        ok = self.open_score(piece, validate=_changed_since_build(self.db, pid), keep_following=keep_following)
         if ok:
             self.library.select(pid)
         return ok
 
-    def open_score(self, piece: Piece, *, validate: bool = True) -> bool:
-        """Show ``piece`` (its ``meta.source`` is rendered); stops following the previous piece."""
-        self.stop()
+    def open_score(self, piece: Piece, *, validate: bool = True, keep_following: bool = False) -> bool:
+        """Show ``piece`` (its ``meta.source`` is rendered); stops following the previous piece unless
+        ``keep_following`` (the follow job itself identified this piece)."""
+        if not keep_following:
+            self.stop()
         self.piece = piece
         try:
             self.view.load(piece.meta.source, piece, validate=validate)
@@ -240,34 +247,58 @@ class MainWindow(QMainWindow):
         else:
             self.show_message("Input", "No usable input: connect an audio input device or choose an audio file.")
 
+    def _identify(self) -> bool:
+        """Whether the next follow job identifies the piece first (asked for, or no piece chosen)."""
+        if self.db is None or not identification_available() or not self.library.identify.isEnabled():
+            return False
+        return self.library.identify.isChecked() or self.piece is None
+
     def _check_piece(self) -> bool:
-        if self.piece is None:
-            self.show_message("Follow", "Pick the piece you will play in the library first "
-                                        "(automatic identification needs the live engine).")
+        if self.piece is None and not self._identify():
+            self.show_message("Follow", "Pick the piece you will play in the library first.")
             return False
         return True
+
+    def _make_job(self, blocks, *, stop_at_s: float | None = None):
+        """The follow job for a block source: identify first when asked to, else follow the chosen piece."""
+        from companion.gui.worker import audio_positions, identify_then_follow
+
+        levels, events, db = self.bridge.levels, self.bridge.events, self.db
+        if self._identify():
+            self.show_info("Listening to identify the piece…")
+            return lambda stop: identify_then_follow(db, blocks(stop), on_piece=lambda pid: events.put(("piece", pid)),
+                                                     on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
+        piece = self.piece
+        return lambda stop: audio_positions(piece, blocks(stop), on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
+
+    def on_identified(self, pid: int) -> None:
+        """The follow job recognised database piece ``pid``: show it without stopping the job."""
+        self.open_piece(pid, keep_following=True)
+        if self.piece is not None:
+            self.show_info(f"Identified: {self.piece.meta.title}")
 
     def follow_file(self, path: str, *, play: bool = True, realtime: bool = True,
                     stop_at_s: float | None = None) -> bool:
         """Follow an audio file in the current piece; ``play`` sends it to the speakers meanwhile."""
         if not self._check_piece():
             return False
-        from companion.audio.sources import AudioError, FileSource
-        from companion.gui.worker import AudioPlayer, audio_positions
+        from companion.audio.sources import AudioError, load_audio
+        from companion.gui.worker import AudioPlayer, paced_blocks
 
         try:
-            source = FileSource(path, block_size=2048, realtime=realtime)
+            signal = load_audio(path, sample_rate=44100)
         except AudioError as exc:
             self.show_message("Audio file", str(exc))
             return False
-        piece, levels, bridge = self.piece, self.bridge.levels, self.bridge
-        player = AudioPlayer(source.signal, source.sample_rate) if play else None
+        bridge = self.bridge
+        player = AudioPlayer(signal, 44100) if play else None
+        job = self._make_job(lambda stop: paced_blocks(signal, 44100, realtime=realtime, stop=stop), stop_at_s=stop_at_s)
 
         def make(stop):
             if player is not None and not player.start():
                 bridge.post_info(player.error)
             try:
-                yield from audio_positions(piece, source, on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
+                yield from job(stop)
             finally:
                 if player is not None:
                     player.stop()
@@ -281,15 +312,14 @@ class MainWindow(QMainWindow):
         if not self._check_piece():
             return False
         from companion.audio.sources import SoundDeviceSource
-        from companion.gui.worker import audio_positions
 
         self.settings.input_device = device or ""
         source = SoundDeviceSource(device or None)
-        piece, levels = self.piece, self.bridge.levels
+        job = self._make_job(lambda stop: iter(source))
 
         def make(stop):
             try:
-                yield from audio_positions(piece, source, on_level=levels.put, stop=stop)
+                yield from job(stop)
             finally:
                 source.stop()
 
@@ -348,6 +378,14 @@ class MainWindow(QMainWindow):
         self.bridge.stop()
         self.settings.sync()
         super().closeEvent(event)
+
+
+def identification_available() -> bool:
+    """Whether the fingerprint identifier and the transcriber are installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("companion.fingerprint.identify", "companion.transcription.transcriber"))
 
 
 def _changed_since_build(db, pid: int) -> bool:
