@@ -62,7 +62,8 @@ class Tally:
 
 def choose_performances(n_pieces: int, *, dev: bool = False) -> list[Performance]:
     """Deterministic choice: one performance per piece, half Chopin half Beethoven, evenly spread over
-    the sorted piece list; ``dev`` takes the pieces half a step further along."""
+    the sorted piece list. ``dev`` spreads the same number over the pieces that the test choice (same
+    ``n_pieces``) leaves out, so tuning never sees a test piece."""
     chosen = []
     for composer, n in (("Chopin", n_pieces // 2), ("Beethoven", n_pieces - n_pieces // 2)):
         by_piece: dict[str, Performance] = {}
@@ -70,11 +71,15 @@ def choose_performances(n_pieces: int, *, dev: bool = False) -> list[Performance
             if p.composer == composer:
                 by_piece.setdefault(piece_key(p.folder), p)
         keys = sorted(by_piece)
-        step = len(keys) / max(n, 1)
-        offset = 0.5 if dev else 0.0
-        idx = sorted({min(len(keys) - 1, int((i + offset) * step)) for i in range(n)})
-        chosen += [by_piece[keys[i]] for i in idx]
+        test = _spread(keys, n)
+        pool = [k for k in keys if k not in test] if dev else keys
+        chosen += [by_piece[k] for k in (_spread(pool, n) if dev else test)]
     return chosen
+
+
+def _spread(keys: list[str], n: int) -> list[str]:
+    step = len(keys) / max(n, 1)
+    return [keys[i] for i in sorted({min(len(keys) - 1, int(i * step)) for i in range(n)})]
 
 
 def excerpt_notes(perf: Performance, duration_s: float) -> tuple[np.ndarray, np.ndarray, float]:

@@ -2,8 +2,9 @@
 
 Online (:meth:`Transcriber.process`), every feature frame ``j`` gets its activation from the
 bidirectional network run on a short window of frames around it (``window_frames``, 170 ms by default,
-ending ``lookahead_frames`` after ``j``), as Böck & Schedl [1]_ describe for a low-latency setting;
-the windows completed by one block run as one torch batch. Offline (:meth:`Transcriber.transcribe`
+ending ``lookahead_frames`` after ``j``): the bidirectional network of Böck & Schedl [1]_ with a
+bounded future, so that notes come out with a fixed delay; the windows completed by one block run as
+one torch batch. Offline (:meth:`Transcriber.transcribe`
 with ``online=False``) the network sees the whole signal at once, exactly as madmom does. Both paths
 share the features (:class:`~companion.transcription.features.IncrementalFeatures`) and the causal peak
 picking (:class:`~companion.transcription.peaks.NotePeakPicker`).
