@@ -11,7 +11,9 @@ default window size; a music21 corpus piece when ASAP is absent):
   page SVG, QtSvg parse, bar rectangles, first paint), cold (a new toolkit each time). Wall time and
   the process's CPU time: on a shared machine the difference is time spent waiting for a core.
 * **highlight update**: :meth:`ScoreView.set_bar` for the next bar plus the synchronous repaint of the
-  widget (``repaint()``), over a ground-truth position stream of a real performance.
+  widget (``repaint()``), over a ground-truth position stream of a real performance. Events are
+  processed (untimed) between updates, as between positions in the app, so the page after the view
+  is prefetched before a turn needs it.
 * **event to repaint**: from a position put into the keep-latest queue by another thread to the end
   of the paint event that shows it (the bridge's 16 ms timer included).
 
@@ -196,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         win.view.repaint()
         dt = time.perf_counter() - t0
         (turn_s if win.view.view_pages != pages_before else update_s).append(dt)
+        app.processEvents()  # idle time between positions: the next page is prefetched here, untimed
 
     # event -> repaint: a thread puts positions into the bridge's keep-latest queue; time to the paint
     win.view.set_bar(0)

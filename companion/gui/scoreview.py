@@ -20,11 +20,11 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from companion.score.model import Piece, ScoreError
+from companion.score.model import Piece
 from companion.score.pageturn import first_view, pages_to_show, turn_pages
 from companion.score.render import PageGeometry, ScoreRenderer
 
-__all__ = ["ScoreView"]
+__all__ = ["ScoreView", "bar_of_quarters"]
 
 log = logging.getLogger(__name__)
 
@@ -366,5 +366,3 @@ def bar_of_quarters(piece: Piece, score_quarters: float | None) -> int:
         return -1
     return piece.bar_at(float(score_quarters))
 
-
-__all__ += ["bar_of_quarters", "ScoreError"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
-                               QToolBar, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
+                               QSplitter, QToolBar, QToolButton)
 
 from companion.gui.bridge import Bridge
 from companion.gui.library import LibraryPanel
@@ -117,6 +117,26 @@ class MainWindow(QMainWindow):
             a.setToolTip("Smaller" if factor < 1 else "Larger")
             a.triggered.connect(lambda _=False, f=factor: self.set_zoom(self.view.zoom * f))
             tb.addAction(a)
+        tb.addSeparator()
+        menu = QMenu(self)
+        turn_group = QActionGroup(self)
+        for lead, text in ((0, "Turn on arrival at the next page"), (1, "Turn ahead at the last system"),
+                           (2, "Turn ahead at the last two systems")):
+            a = QAction(text, self, checkable=True)
+            a.setChecked(self.view.lead_systems == lead)
+            a.triggered.connect(lambda _=False, n=lead: self.set_lead_systems(n))
+            turn_group.addAction(a)
+            menu.addAction(a)
+        menu.addSeparator()
+        beat = QAction("Show the beat", self, checkable=True)
+        beat.setChecked(self.view.show_beat)
+        beat.toggled.connect(self._set_show_beat)
+        menu.addAction(beat)
+        button = QToolButton()
+        button.setText("Page turns ▾")
+        button.setMenu(menu)
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        tb.addWidget(button)
         self._fill_inputs()
 
     def _fill_inputs(self) -> None:
@@ -165,6 +185,15 @@ class MainWindow(QMainWindow):
     def set_pages_per_view(self, k: int) -> None:
         self.view.set_pages_per_view(k)
         self.settings.pages_per_view = k
+
+    def set_lead_systems(self, n: int) -> None:
+        """Turn when the player reaches the last ``n`` systems of a page (0: on arrival)."""
+        self.view.lead_systems = int(n)
+        self.settings.lead_systems = int(n)
+
+    def _set_show_beat(self, on: bool) -> None:
+        self.view.show_beat = bool(on)
+        self.view.update()
 
     def set_zoom(self, zoom: float) -> None:
         self.view.set_zoom(zoom)
