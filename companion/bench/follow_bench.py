@@ -100,8 +100,10 @@ def evaluate(gt: GroundTruth, avail_s: np.ndarray, quarters: np.ndarray, measure
     idx = np.searchsorted(run_max, gt.quarters - 1e-6, side="left")
     ok = idx < len(run_max)
     reach[ok] = avail_s[idx[ok]]
-    err = np.abs(reach - gt.onset_s)
-    out = {"n_notes": int(n), "bar": float(bar_ok.mean()), "median_ms": float(np.median(err) * 1000)}
+    signed = reach - gt.onset_s
+    err = np.abs(signed)
+    out = {"n_notes": int(n), "bar": float(bar_ok.mean()), "median_ms": float(np.median(err) * 1000),
+           "median_signed_ms": float(np.median(signed) * 1000)}
     for tol in TOLERANCES_MS:
         out[f"within_{tol}"] = float((err <= tol / 1000).mean())
     return out

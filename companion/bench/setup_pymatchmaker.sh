@@ -11,8 +11,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet "pymatchmaker==0.3.0" "soundfile"
-# partitura tries to download a soundfont at import when pyfluidsynth is importable (and crashes
-# offline); the runner does not need it.
-"$VENV/bin/python" -m pip uninstall --quiet -y pyfluidsynth 2>/dev/null || true
+"$VENV/bin/python" -m pip install --quiet "pymatchmaker==0.3.0" "soundfile" "pyfluidsynth==${PYFLUIDSYNTH_VERSION:-1.3.4}"
+# pymatchmaker's arzt/dixon synthesise a reference from the score with partitura + pyfluidsynth, and
+# partitura downloads MuseScore_General.sf3 at import when it is missing (which crashes offline). Put a
+# local soundfont in its place first: FluidR3_GM (Debian fluid-soundfont-gm), which is NOT one of the
+# soundfonts the benchmark renders its test audio with (timgm6mb, fluidr3mono).
+REF_SF="${PMM_REFERENCE_SOUNDFONT:-/usr/share/sounds/sf2/FluidR3_GM.sf2}"
+PT_ASSETS="$("$VENV/bin/python" -c "import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('partitura').origin), 'assets'))")"
+mkdir -p "$PT_ASSETS"
+ln -sf "$REF_SF" "$PT_ASSETS/MuseScore_General.sf3"
 "$VENV/bin/python" -c "import matchmaker; print('pymatchmaker ok')"

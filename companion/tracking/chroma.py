@@ -59,7 +59,7 @@ class ChromaParams:
     gamma: float = 20.0
     onset_gamma: float = 1.0
     onset_floor: float = 4.0
-    silence_level: float = 0.3
+    silence_level: float = 0.05
 
 
 def pitch_filterbank(n_bins: int = 1025, sample_rate: float = 44100.0, n_fft: int = 2048) -> np.ndarray:

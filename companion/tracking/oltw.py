@@ -79,6 +79,9 @@ class TrackerParams:
         Confidence below which the tracker counts as lost ...
     lost_after_s : float
         ... once it has stayed there this long (audio seconds).
+    lead_s : float
+        The reported position is extrapolated this far ahead at the current tempo, to make up for the
+        latency of the features (a frame is complete 46 ms after its centre) and of the path's end.
     """
 
     audio_fps: float = 100.0
@@ -95,6 +98,7 @@ class TrackerParams:
     confidence_s: float = 4.0
     lost_confidence: float = 0.25
     lost_after_s: float = 3.0
+    lead_s: float = 0.1
 
 
 @dataclass
@@ -137,12 +141,15 @@ class TrackResult:
 
 
 @numba.njit(cache=True, fastmath=False)
-def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, segs, n_segs, jump_in, jsrc,
-            w_onset, step_penalty, jump_penalty):  # pragma: no cover - compiled
+def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, loc1, loc_cur, segs, n_segs, jump_in,
+            jsrc, w_onset, step_penalty, jump_penalty):  # pragma: no cover - compiled
     """Compute one DTW column over the active segments.
 
-    ``d1, l1`` hold the previous column, ``d2, l2`` the one before. Steps (score, audio):
-    (1, 1) weight 2, (2, 1) and (1, 2) weight 3 (times ``1 + step_penalty``), and repeat jumps.
+    ``d1, l1`` hold the previous column, ``d2, l2`` the one before; ``loc1`` the previous column's local
+    costs (NaN where not computed), ``loc_cur`` receives this column's. Steps (score, audio):
+    (1, 1) costs ``2 d(i, j)``; (2, 1) costs ``d(i-1, j) + 2 d(i, j)`` and (1, 2) ``d(i, j-1) + 2 d(i, j)``,
+    both times ``1 + step_penalty``, so that a path pays for every cell it passes (a fast path cannot
+    hop over poorly matching frames); repeat jumps cost ``2 d + jump_penalty``.
 
     Returns ``(best_i, best_local, mean_local)``: the argmin of ``D / L`` and local costs.
     """
@@ -156,10 +163,11 @@ def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, segs, n_segs, 
     best_local = 0.0
     sum_local = 0.0
     n_local = 0
-    hv = 3.0 * (1.0 + step_penalty)
+    hv = 1.0 + step_penalty
     for s in range(n_segs):
         lo = segs[s, 0]
         hi = segs[s, 1]
+        d_below = np.nan
         for i in range(lo, hi + 1):
             # local distance: cosine on chroma, half L1 on onsets
             if score_silent[i] or not xc_any:
@@ -173,6 +181,7 @@ def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, segs, n_segs, 
             for k in range(12, 24):
                 do += abs(x[k] - score[i, k])
             d = (1.0 - w_onset) * dc + w_onset * 0.5 * do
+            loc_cur[i] = d
             sum_local += d
             n_local += 1
             best = np.inf
@@ -182,15 +191,22 @@ def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, segs, n_segs, 
                 if v < best:
                     best = v
                     bl = l1[i - 1] + 2.0
-                v = d2[i - 1] + hv * d
+                left = loc1[i]
+                if np.isnan(left):
+                    left = d
+                v = d2[i - 1] + hv * (left + 2.0 * d)
                 if v < best:
                     best = v
                     bl = l2[i - 1] + 3.0
             if i > 1:
-                v = d1[i - 2] + hv * d
+                below = d_below
+                if np.isnan(below):
+                    below = d
+                v = d1[i - 2] + hv * (below + 2.0 * d)
                 if v < best:
                     best = v
                     bl = l1[i - 2] + 3.0
+            d_below = d
             j = jump_in[i]
             while j >= 0:
                 src = jsrc[j, 0]
@@ -212,11 +228,12 @@ def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, segs, n_segs, 
 
 
 @numba.njit(cache=True)
-def _clear(d, l, segs, n_segs):  # pragma: no cover - compiled
+def _clear(d, l, loc, segs, n_segs):  # pragma: no cover - compiled
     for s in range(n_segs):
         for i in range(segs[s, 0], segs[s, 1] + 1):
             d[i] = np.inf
             l[i] = 1.0
+            loc[i] = np.nan
 
 
 class OnlineTracker:
@@ -259,13 +276,14 @@ class OnlineTracker:
         # accumulated cost and path length of the last three columns (ring buffer) and their windows
         self._d = [np.full(n, np.inf) for _ in range(3)]
         self._l = [np.ones(n) for _ in range(3)]
+        self._loc = [np.full(n, np.nan) for _ in range(3)]
         self._segs = [np.zeros((0, 2), np.int64) for _ in range(3)]
         self.reset()
 
     def reset(self) -> None:
         """Forget the position (state "searching" until :meth:`seed`)."""
         for k in range(3):
-            _clear(self._d[k], self._l[k], self._segs[k], len(self._segs[k]))
+            _clear(self._d[k], self._l[k], self._loc[k], self._segs[k], len(self._segs[k]))
             self._segs[k] = np.zeros((0, 2), np.int64)
         self._cur = 0
         self._seeded = False
@@ -359,12 +377,12 @@ class OnlineTracker:
     def _step_column(self, x: np.ndarray) -> None:
         p = self.params
         p1, p2, cur = self._cur, (self._cur + 2) % 3, (self._cur + 1) % 3
-        _clear(self._d[cur], self._l[cur], self._segs[cur], len(self._segs[cur]))
+        _clear(self._d[cur], self._l[cur], self._loc[cur], self._segs[cur], len(self._segs[cur]))
         new_segs = self._next_segments(self._best)
         best_i, best_local, mean_local = _column(
             x, self._feats, self._silent, self._d[p1], self._l[p1], self._d[p2], self._l[p2],
-            self._d[cur], self._l[cur], new_segs, len(new_segs), self._jump_in, self._jsrc,
-            p.onset_weight, p.step_penalty, p.jump_penalty)
+            self._d[cur], self._l[cur], self._loc[p1], self._loc[cur], new_segs, len(new_segs),
+            self._jump_in, self._jsrc, p.onset_weight, p.step_penalty, p.jump_penalty)
         self._segs[cur] = new_segs
         self._cur = cur
         self._n_columns += 1
@@ -463,7 +481,8 @@ class OnlineTracker:
                 self._update_tempo()
                 self._update_state()
             if self._seeded:
-                pos[k] = min(self._best + self._phase, sc.n_frames - 1)
+                lead = self.params.lead_s * self._tempo * sc.fps if self._n_columns else 0.0
+                pos[k] = min(self._best + self._phase + lead, sc.n_frames - 1)
             tempo[k] = self._tempo
             conf[k] = self._confidence
             state[k] = self._state
