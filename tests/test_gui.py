@@ -279,6 +279,10 @@ def test_cli_checks_its_arguments(tmp_path):
                           str(tmp_path / "missing.mxl"), "--input", str(tmp_path / "a.wav"), "--screenshot",
                           str(tmp_path / "x.png")], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "missing.mxl" in out.stderr and "Traceback" not in out.stderr
+    headless = {k: v for k, v in env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    out = subprocess.run([sys.executable, "-c", RUN_GUI, "--db", str(tmp_path / "none")], env=headless,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "no display" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_missing_input_device_is_a_message(window, bach, app):

@@ -16,14 +16,32 @@ __all__ = ["run_gui", "make_app", "take_screenshot"]
 log = logging.getLogger(__name__)
 
 #: Qt warnings that verovio's SVG triggers and that do not change what is drawn
-_QUIET = ("Point size <= 0", "Could not add child element", "qt.svg")
+_QUIET = ("Point size <= 0", "Could not add child element", "qt.svg", "propagateSizeHints")
 
 
 def _qt_message_handler(mode, context, message: str) -> None:
-    if any(q in message for q in _QUIET):
-        log.debug("Qt: %s", message)
-    else:
+    from PySide6.QtCore import QtMsgType
+
+    if mode in (QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg):
+        log.error("Qt: %s", message)
+    elif mode == QtMsgType.QtWarningMsg and not any(q in message for q in _QUIET):
         log.info("Qt: %s", message)
+    else:
+        log.debug("Qt: %s", message)
+
+
+def _display_ok(batch: bool) -> bool:
+    """On Linux without a display: screenshots go offscreen; the window needs one (say so, exit)."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return True
+    if batch:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return True
+    print("companion gui: no display (neither DISPLAY nor WAYLAND_DISPLAY is set). Run it on a desktop, "
+          "under Xvfb (xvfb-run companion gui ...), or save a picture with --screenshot PNG.", file=sys.stderr)
+    return False
 
 
 def make_app():
@@ -141,8 +159,10 @@ def run_gui(args) -> int:
     if args.screenshot and args.positions and not args.piece:
         print("companion gui: --positions needs --piece SOURCE", file=sys.stderr)
         return 2
-    app = make_app()
     batch = bool(args.screenshot)
+    if not _display_ok(batch):
+        return 1
+    app = make_app()
     window = MainWindow(Settings(open_settings()), interactive=not batch, animate_ms=0 if batch else 140)
     db_path = args.db or window.settings.db
     if not db_path:  # first run: the default database (built from music21's corpus when missing)
