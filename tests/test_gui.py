@@ -204,7 +204,7 @@ def test_errors_are_messages_not_tracebacks(window, bach, tmp_path, app):
     bad = tmp_path / "broken.mxl"
     bad.write_bytes(b"PK\x03\x04 truncated")
     piece = bach.__class__(meta=bach.meta.__class__(str(bad), "broken", ""), notes=bach.notes, bars=bach.bars)
-    window.open_score(piece)
+    assert window.open_score(piece) is False
     assert "broken.mxl" in window.errors[-1]
     assert window.view.renderer is None  # nothing half-shown
 

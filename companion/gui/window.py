@@ -243,22 +243,28 @@ class MainWindow(QMainWindow):
 
     def open_score(self, piece: Piece, *, validate: bool = True, keep_following: bool = False) -> bool:
         """Show ``piece`` (its ``meta.source`` is rendered); stops following the previous piece unless
-        ``keep_following`` (the follow job itself identified this piece)."""
+        ``keep_following`` (the follow job itself identified this piece).
+
+        Returns False when the score cannot be drawn (the message says why); a MIDI score has no
+        notation to draw, but it is followed (bar numbers in the status bar) and counts as shown.
+        """
         if not keep_following:
             self.stop()
         self.piece = piece
         try:
             self.view.load(piece.meta.source, piece, validate=validate)
+            shown = True
         except ScoreError as exc:  # still followable: the status bar shows the bar number
             self.view.clear(str(exc))
-            if not piece.meta.source.lower().endswith((".mid", ".midi")):
+            shown = piece.meta.source.lower().endswith((".mid", ".midi"))  # no notation to show, not an error
+            if not shown:
                 self.show_message("Open piece", str(exc))
         self.settings.last_piece = piece.meta.source
         m = piece.meta
         self.piece_label.setText(f"<b>{m.title}</b>" + (f" — {m.composer}" if m.composer else ""))
         self.setWindowTitle(f"{m.title} — Piano Music Companion")
         self.bar_label.setText("")
-        return True
+        return shown
 
     # ------------------------------------------------------------------------------------ following
     def toggle_follow(self) -> None:
@@ -294,7 +300,6 @@ class MainWindow(QMainWindow):
 
         levels, events, db = self.bridge.levels, self.bridge.events, self.db
         if self._identify():
-            self.show_info("Listening to identify the piece…")
             return lambda stop: identify_then_follow(db, blocks(stop), on_piece=lambda pid: events.put(("piece", pid)),
                                                      on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
         piece = self.piece
@@ -332,7 +337,7 @@ class MainWindow(QMainWindow):
                 if player is not None:
                     player.stop()
 
-        self._started(f"Following {Path(path).name}")
+        self._started("Listening to identify the piece…" if self._identify() else f"Following {Path(path).name}")
         self.bridge.start(make)
         return True
 
@@ -352,7 +357,8 @@ class MainWindow(QMainWindow):
             finally:
                 source.stop()
 
-        self._started(f"Listening to {device or 'the default input'}")
+        self._started("Listening to identify the piece…" if self._identify()
+                      else f"Listening to {device or 'the default input'}")
         self.bridge.start(make)
         return True
 
