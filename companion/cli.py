@@ -22,20 +22,35 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is one), or ``None``."""
+    for word in argv:
+        if word in SUBCOMMANDS:
+            return word
+        if not word.startswith("-"):
+            return None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser. Only the chosen subcommand's module is imported (all of them when
+    ``argv`` is ``None``), so one subcommand's heavy or broken import never affects another."""
     parser = argparse.ArgumentParser(prog="companion", description="The Piano Music Companion.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
+    chosen = _chosen(argv) if argv is not None else None
     for name, (module, help_) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        mod = importlib.import_module(f"companion.commands.{module}")
-        mod.add_arguments(p)
-        p.set_defaults(_module=mod)
+        if argv is None or name == chosen:
+            mod = importlib.import_module(f"companion.commands.{module}")
+            mod.add_arguments(p)
+            p.set_defaults(_module=mod)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     if not getattr(args, "json", False) and args.verbose == 0:
