@@ -1,0 +1,505 @@
+"""The companion engine: identify the piece while listening, then follow it, re-identify after jumps.
+
+One plain object (:class:`Engine`, no threads) joins the stages of DESIGN.md §1:
+
+* **Analysis** (:meth:`Engine.analyse`): one :class:`~companion.transcription.features.IncrementalFeatures`
+  (owned by the :class:`~companion.transcription.transcriber.Transcriber`) computes each STFT frame
+  once; the transcriber turns the frames into notes and the same 2048-window spectrum
+  (``Transcriber.last_features.spec``) feeds the tracker's chroma. MIDI input
+  (:class:`NoteBlock`) skips this: its notes go straight to the identifier.
+* **Arbitration** (:meth:`Engine.decide`): every ``identify_every_s`` seconds of input, the
+  :class:`~companion.fingerprint.identify.Identifier` looks at the notes of the last ``horizon_s``
+  seconds (at most ``max_notes``).
+
+  - *Searching*: a hypothesis seeds the tracker when it is clearly ahead (confidence
+    ``>= seed_confidence`` and no hypothesis elsewhere within ``seed_margin``), or when two queries in
+    a row agree on it (same piece, positions consistent with the time between them).
+  - *Tracking*: the identifier keeps checking. A query agrees with the tracker when one of its
+    hypotheses within ``agree_tolerance_s`` score seconds of the tracker's position is (nearly) as
+    good as the best. When ``reseed_after`` queries in a row disagree, and agree with each other, the
+    tracker is re-seeded there (another bar far away, another piece, a restart).
+  - *Lost*: when the tracker's confidence collapses (its own "lost" state) the engine reports "lost"
+    (keeping the last position on show) and searches again.
+  - *Silence* does not move the tracker (silent frames are skipped) and gives the identifier no new
+    notes, so it neither loses nor changes the position.
+
+* **MIDI** (notes only): there is no audio to track, so the position between queries is the last
+  agreeing hypothesis extrapolated at its tempo, frozen once no note has come for ``pause_s``. It is
+  a follower by repeated identification: simple, and only as good as the identifier.
+
+:meth:`Engine.process` (= ``decide(analyse(block))``) returns one :class:`ScorePosition` per block,
+at the block's end on the sample clock. The threaded pipeline (:mod:`companion.pipeline`) runs
+``analyse`` and ``decide`` in two stage threads; the results are the same as the synchronous
+:func:`companion.pipeline.run_offline`.
+
+References
+----------
+A. Arzt, S. Böck, S. Flossmann, H. Frostel, M. Gasser and G. Widmer, "The Complete Classical Music
+Companion V0.9", AES 53rd Conference on Semantic Audio, 2014 (the arbitration this follows).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from companion.events import PERF_NOTE_DTYPE, NoteEvent, perf_notes
+from companion.tracking.follower import ScorePosition
+
+__all__ = ["EngineParams", "Engine", "NoteBlock", "Analysis", "Hypothesis", "SAMPLE_RATE"]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 44100
+FPS = 100.0
+SEARCHING, TRACKING, LOST = "searching", "tracking", "lost"
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Arbitration parameters (times in seconds of input unless said otherwise).
+
+    Parameters
+    ----------
+    identify_every_s : float
+        Interval between identifier queries.
+    horizon_s : float
+        A query holds the notes of the last ``horizon_s`` seconds ...
+    max_notes : int
+        ... at most this many (the latest).
+    min_notes : int
+        No query with fewer notes.
+    min_new_notes : int
+        No query unless this many notes arrived since the last one (silence costs nothing).
+    seed_confidence : float
+        While searching, a hypothesis this confident ...
+    seed_margin : float
+        ... and this far ahead of any hypothesis elsewhere seeds the tracker at once.
+    confirm_confidence : float
+        While searching, two consecutive agreeing hypotheses at least this confident seed it too.
+    agree_tolerance_s : float
+        Score seconds within which two positions (hypothesis vs tracker, or two hypotheses extrapolated
+        to the same time) count as the same place.
+    ambiguity_margin : float
+        A hypothesis at the tracker's place that is within this of the best one counts as agreement
+        (repeated passages: the identifier cannot tell them apart, the tracker's context can).
+    reseed_confidence : float
+        While tracking, only hypotheses at least this confident count as disagreement.
+    reseed_after : int
+        Consecutive, mutually consistent disagreeing queries before the tracker is re-seeded.
+    top_k : int
+        Hypotheses asked of the identifier per query.
+    pause_s : float
+        MIDI: the extrapolated position stops this long after the last note.
+    midi_lost_s : float
+        MIDI: "lost" after this long of notes with no agreeing hypothesis.
+    display_lead_s : float
+        The tracker's position is shown this far ahead (audio seconds at its tempo) while notes sound:
+        the online DTW moves to a new chord only once some frames of it have arrived (for MIDI: the
+        extrapolated position, which is otherwise updated only once per block). 0.1 s raised the
+        share of notes shown in the right bar from 0.67 to 0.89 on a fast movement (Beethoven op. 10/1,
+        bars of ~0.8 s) and changed nothing on a slow one (op. 13/1); 0.2 s and 0.3 s were worse.
+    """
+
+    identify_every_s: float = 0.5
+    horizon_s: float = 5.0
+    max_notes: int = 80
+    min_notes: int = 8
+    min_new_notes: int = 2
+    seed_confidence: float = 0.6
+    seed_margin: float = 0.1
+    confirm_confidence: float = 0.5
+    agree_tolerance_s: float = 3.0
+    ambiguity_margin: float = 0.1
+    reseed_confidence: float = 0.55
+    reseed_after: int = 2
+    top_k: int = 5
+    pause_s: float = 1.0
+    midi_lost_s: float = 4.0
+    display_lead_s: float = 0.1
+
+
+@dataclass(frozen=True)
+class NoteBlock:
+    """Notes (MIDI input) completed by ``end_s`` on the input's clock: the symbolic analogue of an
+    audio block. ``notes`` is a :data:`~companion.events.PERF_NOTE_DTYPE` array."""
+
+    end_s: float
+    notes: np.ndarray
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What :meth:`Engine.analyse` hands to :meth:`Engine.decide`.
+
+    Attributes
+    ----------
+    end_s : float
+        Input consumed (the sample clock).
+    spec : np.ndarray [shape=(n_frames, 1025)] or None
+        Magnitude STFT frames completed by the block (None for MIDI input).
+    first_frame : int
+        Global index of ``spec``'s row 0 (frame ``k`` is centred at ``k / 100`` s).
+    notes : np.ndarray, PERF_NOTE_DTYPE
+        Notes completed by the block.
+    final : bool
+        The end of the stream (after ``flush``).
+    """
+
+    end_s: float
+    spec: np.ndarray | None
+    first_frame: int
+    notes: np.ndarray
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A place in a piece proposed by the identifier: score seconds ``score_s`` at input time ``t``."""
+
+    piece: int
+    score_s: float
+    tempo: float
+    confidence: float
+    t: float
+    transposition: int = 0  # performed pitch - score pitch
+
+    def predict(self, t: float) -> float:
+        """Score seconds at input time ``t`` at this hypothesis' tempo."""
+        return self.score_s + self.tempo * (t - self.t)
+
+    def same_place(self, other: "Hypothesis", tolerance_s: float) -> bool:
+        return self.piece == other.piece and abs(self.predict(other.t) - other.score_s) <= tolerance_s
+
+
+@dataclass
+class _Stats:
+    queries: int = 0
+    seeds: int = 0
+    reseeds: int = 0
+    losses: int = 0
+    events: list = field(default_factory=list)  # (t, what, piece, score_s)
+
+
+class Engine:
+    """Identify, follow, re-identify: audio (or MIDI) blocks in, score positions out.
+
+    Parameters
+    ----------
+    db
+        A :class:`companion.db.Database` (anything with ``.index``, ``.metas``, ``.piece(pid)``).
+    params : EngineParams, optional
+    identifier : Identifier, optional
+        Default: ``Identifier(db)``.
+    transcriber : Transcriber, optional
+        Default: ``Transcriber()``; not built for ``midi=True``.
+    tracker_params : TrackerParams, optional
+        For the :class:`~companion.tracking.follower.Follower`.
+    midi : bool
+        Input is notes (:class:`NoteBlock`), not audio.
+
+    Notes
+    -----
+    Deterministic: the same block sequence gives the same positions. No threads, no wall clock.
+    """
+
+    def __init__(self, db: Any, *, params: EngineParams | None = None, identifier: Any = None,
+                 transcriber: Any = None, tracker_params: Any = None, midi: bool = False) -> None:
+        self.db = db
+        self.params = params or EngineParams()
+        if identifier is None:
+            from companion.fingerprint.identify import Identifier
+
+            identifier = Identifier(db)
+        self.identifier = identifier
+        self.midi = bool(midi)
+        if transcriber is None and not self.midi:
+            from companion.transcription.transcriber import Transcriber
+
+            transcriber = Transcriber()
+        self.transcriber = transcriber
+        self.tracker_params = tracker_params
+        self._pieces: dict[int, Any] = {}
+        self.reset()
+
+    # ------------------------------------------------------------------------------------- control
+    def reset(self) -> None:
+        """Forget the input: the next block starts a new stream, searching."""
+        if self.transcriber is not None:
+            self.transcriber.reset()
+        self._follower = None
+        self._follower_piece: int | None = None
+        self._notes = np.zeros(0, PERF_NOTE_DTYPE)
+        self._t = 0.0
+        self._frames = 0  # spectrogram frames seen
+        self._next_query_s = 0.0
+        self._notes_at_query = 0
+        self._n_notes = 0
+        self.state = SEARCHING
+        self._current: Hypothesis | None = None  # MIDI: the position source; audio: the last seed
+        self._pending: list[Hypothesis] = []  # searching: the last query's hypotheses, to confirm
+        self._disagree: list[Hypothesis] = []  # tracking: the last query's disagreeing hypotheses
+        self._n_disagree = 0
+        self._last_agree_t = 0.0
+        self._last: ScorePosition | None = None
+        self.stats = _Stats()
+
+    @property
+    def t(self) -> float:
+        """Input consumed, seconds."""
+        return self._t
+
+    def piece(self, pid: int):
+        pc = self._pieces.get(pid)
+        if pc is None:
+            pc = self.db.piece(pid)
+            if len(self._pieces) > 16:
+                self._pieces.clear()
+            self._pieces[pid] = pc
+        return pc
+
+    # ------------------------------------------------------------------------------------- analysis
+    def analyse(self, block: Any) -> Analysis:
+        """Stage 1: features and notes of a block.
+
+        Parameters
+        ----------
+        block : np.ndarray [shape=(n_samples,)], AudioBlock or NoteBlock
+            Mono float32 audio at 44.1 kHz (any length), or notes for ``midi=True``.
+        """
+        if isinstance(block, NoteBlock):
+            notes = perf_notes(block.notes) if len(block.notes) else np.zeros(0, PERF_NOTE_DTYPE)
+            return Analysis(float(block.end_s), None, 0, notes)
+        if self.transcriber is None:
+            raise ValueError("this engine takes MIDI notes (NoteBlock), not audio")
+        events = self.transcriber.process(block)
+        fb = self.transcriber.last_features
+        return Analysis(self.transcriber.n_samples / SAMPLE_RATE, fb.spec, fb.first_frame, _to_notes(events))
+
+    def analyse_flush(self) -> Analysis:
+        """Stage 1 at the end of a finite stream: the last frames and notes."""
+        if self.transcriber is None:
+            return Analysis(self._t, None, 0, np.zeros(0, PERF_NOTE_DTYPE), final=True)
+        events = self.transcriber.flush()
+        fb = self.transcriber.last_features
+        return Analysis(self.transcriber.n_samples / SAMPLE_RATE, fb.spec, fb.first_frame, _to_notes(events),
+                        final=True)
+
+    # ----------------------------------------------------------------------------------- arbitration
+    def process(self, block: Any) -> list[ScorePosition]:
+        """Analyse and decide one block; returns ``[position at the block's end]``."""
+        return self.decide(self.analyse(block))
+
+    def flush(self) -> list[ScorePosition]:
+        """End of a finite stream."""
+        return self.decide(self.analyse_flush())
+
+    def decide(self, a: Analysis) -> list[ScorePosition]:
+        """Stage 2: track, identify when due, arbitrate. Returns one position (at ``a.end_s``)."""
+        self._t = max(self._t, float(a.end_s))
+        if len(a.notes):
+            self._notes = np.concatenate([self._notes, a.notes])
+            self._n_notes += len(a.notes)
+            keep = self._notes["onset_s"] >= self._t - self.params.horizon_s - 1.0
+            self._notes = self._notes[keep]
+        track = None
+        if a.spec is not None and len(a.spec):
+            self._frames = a.first_frame + len(a.spec)
+            if self._follower is not None:
+                track = self._follower.process_spec(a.spec)
+        if track is not None and len(track) and self.state == TRACKING and int(track.state[-1]) == 2:
+            self.state = LOST
+            self.stats.losses += 1
+            self.stats.events.append((self._t, "lost", self._follower_piece, None))
+            log.info("%.2f s: tracker lost", self._t)
+        if self.midi and self.state == TRACKING and self._t - self._last_agree_t > self.params.midi_lost_s \
+                and self._sounding():
+            self.state = LOST
+            self.stats.losses += 1
+        if self.midi and self.state == TRACKING and len(a.notes):
+            self._midi_follow(a.notes)
+        seeded = None
+        if (self._t >= self._next_query_s or a.final) and self._query_due():
+            self._next_query_s = self._t + self.params.identify_every_s
+            seeded = self._arbitrate()
+        pos = self._position(track, seeded)
+        self._last = pos
+        return [pos]
+
+    def _sounding(self) -> bool:
+        return len(self._notes) > 0 and self._t - float(self._notes["onset_s"][-1]) < self.params.pause_s
+
+    def _query_due(self) -> bool:
+        p = self.params
+        if self._n_notes - self._notes_at_query < p.min_new_notes:
+            return False
+        return int((self._notes["onset_s"] > self._t - p.horizon_s).sum()) >= p.min_notes
+
+    def _now_s(self) -> float:
+        """Time of the tracker's latest frame (audio) or the input clock (MIDI)."""
+        if self.midi:
+            return self._t
+        return max(self._frames - 1, 0) / FPS
+
+    def query(self) -> list[Hypothesis]:
+        """Ask the identifier about the notes of the horizon (best first)."""
+        p = self.params
+        sel = self._notes[self._notes["onset_s"] > self._t - p.horizon_s][-p.max_notes:]
+        self._notes_at_query = self._n_notes
+        self.stats.queries += 1
+        if len(sel) < max(p.min_notes, 3):
+            return []
+        t_last = float(sel["onset_s"][-1])
+        out = []
+        for c in self.identifier.candidates(sel)[:p.top_k]:
+            out.append(Hypothesis(c.piece, c.score_end_s, c.tempo_ratio, c.confidence, t_last, c.transposition))
+        return out
+
+    def _arbitrate(self) -> Hypothesis | None:
+        """One identifier query and what follows from it; returns the hypothesis seeded, if any."""
+        p = self.params
+        hyps = self.query()
+        if not hyps:
+            return None
+        best = hyps[0]
+        now = self._now_s()
+        if self.state in (SEARCHING, LOST):
+            elsewhere = [h for h in hyps[1:] if not best.same_place(h, p.agree_tolerance_s)]
+            clear = best.confidence >= p.seed_confidence and \
+                (not elsewhere or elsewhere[0].confidence <= best.confidence - p.seed_margin)
+            # confirmed: the previous query had a hypothesis at the same place (any of them: where a
+            # passage recurs, the best one may alternate between its occurrences)
+            confirmed = best.confidence >= p.confirm_confidence and any(
+                h.same_place(best, p.agree_tolerance_s + 0.25 * (best.t - h.t)) for h in self._pending)
+            self._pending = [h for h in hyps if h.confidence >= p.confirm_confidence]
+            if clear or confirmed:
+                self._seed(best, now, "seed")
+                return best
+            return None
+        # tracking: does the identifier agree with the tracker?
+        here = self._tracker_hypothesis(now)
+        support = [h for h in hyps if here is not None and h.piece == here.piece
+                   and abs(h.predict(now) - here.score_s) <= p.agree_tolerance_s]
+        if support and support[0].confidence >= best.confidence - p.ambiguity_margin:
+            self._n_disagree, self._disagree = 0, []
+            self._last_agree_t = self._t
+            if self.midi:
+                h = support[0]
+                self._current = Hypothesis(h.piece, self._midi_score_s(h.t), h.tempo, h.confidence, h.t,
+                                           h.transposition)
+            return None
+        if best.confidence < p.reseed_confidence:
+            return None
+        if any(h.same_place(best, p.agree_tolerance_s) for h in self._disagree):
+            self._n_disagree += 1
+        else:
+            self._n_disagree = 1
+        self._disagree = [h for h in hyps if h.confidence >= p.reseed_confidence and h not in support]
+        if self._n_disagree >= p.reseed_after:
+            self._seed(best, now, "reseed")
+            return best
+        return None
+
+    def _tracker_hypothesis(self, now: float) -> Hypothesis | None:
+        """The tracker's (or, for MIDI, the extrapolated) position as a hypothesis at ``now``."""
+        if self.midi:
+            if self._current is None:
+                return None
+            return Hypothesis(self._current.piece, self._midi_score_s(now), self._current.tempo, 1.0, now)
+        if self._follower is None or self._last is None or self._last.score_quarters is None:
+            return None
+        pc = self.piece(self._follower_piece)
+        s = float(pc.quarters_to_seconds(self._last.score_quarters))
+        return Hypothesis(self._follower_piece, s, float(self._last.tempo), 1.0, now)
+
+    def _seed(self, h: Hypothesis, now: float, what: str) -> None:
+        pc = self.piece(h.piece)
+        score_s = h.predict(now)
+        if not self.midi:
+            q = float(pc.seconds_to_quarters(score_s))
+            if self._follower is None:
+                from companion.tracking.follower import Follower
+
+                self._follower = Follower(pc, tempo_candidates=(1.0,), tracker_params=self.tracker_params)
+            self._follower.seed(q, h.tempo, piece=pc)
+        self._follower_piece = h.piece
+        self._current = Hypothesis(h.piece, score_s, h.tempo, h.confidence, now, h.transposition)
+        self.state = TRACKING
+        self._pending, self._disagree, self._n_disagree = [], [], 0
+        self._last_agree_t = self._t
+        if what == "seed":
+            self.stats.seeds += 1
+        else:
+            self.stats.reseeds += 1
+        self.stats.events.append((self._t, what, h.piece, score_s))
+        log.info("%.2f s: %s %s at %.1f score s (tempo %.2f, confidence %.2f)", self._t, what,
+                 self.db.metas[h.piece].source, score_s, h.tempo, h.confidence)
+
+    def _midi_follow(self, notes: np.ndarray) -> None:
+        """MIDI: move the position to the score note each played note matches near the prediction
+        (same pitch, within ``agree_tolerance_s / 4`` score seconds); unmatched notes change nothing."""
+        h = self._current
+        pc = self.piece(h.piece)
+        on, pitch = pc.notes["onset_s"], pc.notes["pitch"]
+        tol = self.params.agree_tolerance_s / 4
+        for n in notes:
+            t = float(n["onset_s"])
+            pred = h.predict(t)
+            cand = np.flatnonzero((np.abs(on - pred) <= tol) & (pitch == int(n["pitch"]) - h.transposition))
+            if len(cand):
+                best = float(on[cand[np.argmin(np.abs(on[cand] - pred))]])
+                h = Hypothesis(h.piece, best, h.tempo, h.confidence, t, h.transposition)
+        self._current = h
+
+    def _midi_score_s(self, now: float) -> float:
+        h = self._current
+        last_note = float(self._notes["onset_s"][-1]) if len(self._notes) else h.t
+        until = min(now, max(h.t, last_note + self.params.pause_s))
+        return h.predict(max(until, h.t))
+
+    # -------------------------------------------------------------------------------------- output
+    def _position(self, track: Any, seeded: Hypothesis | None) -> ScorePosition:
+        t = self._t
+        if self.state == SEARCHING or self._follower_piece is None:
+            return ScorePosition(t, SEARCHING, None, None, None, None, 1.0, 0.0)
+        pc = self.piece(self._follower_piece)
+        src = pc.meta.source
+        if self.state == LOST:
+            last = self._last
+            if last is not None and last.source == src:
+                return ScorePosition(t, LOST, src, last.measure, last.measure_offset, last.score_quarters,
+                                     last.tempo, 0.0)
+            return ScorePosition(t, LOST, src, None, None, None, 1.0, 0.0)
+        if self.midi or seeded is not None or track is None or not len(track):
+            if self.midi:
+                lead = self.params.display_lead_s if self._sounding() else 0.0
+                score_s, tempo, conf = self._midi_score_s(self._now_s() + lead), self._current.tempo, \
+                    self._current.confidence
+            elif seeded is not None or self._last is None or self._last.score_quarters is None:
+                score_s, tempo, conf = self._current.score_s, self._current.tempo, self._current.confidence
+            else:
+                return ScorePosition(t, TRACKING, src, self._last.measure, self._last.measure_offset,
+                                     self._last.score_quarters, self._last.tempo, self._last.confidence)
+            q = float(pc.seconds_to_quarters(score_s))
+            measure, offset = pc.measure_at(q)
+            return ScorePosition(t, TRACKING, src, measure, max(offset, 0.0), q, tempo, conf)
+        k = len(track) - 1
+        if track.bar[k] < 0:
+            return ScorePosition(t, TRACKING, src, None, None, None, float(track.tempo[k]), 0.0)
+        q = float(track.score_quarters[k])
+        tempo = float(track.tempo[k])
+        if self._sounding():
+            # the frame is centred ~46 ms (plus the wait for its block) before the input's end, and the
+            # tracker trails the music by about display_lead_s: show where the player is now, at the
+            # tracker's tempo (not while paused)
+            ahead = (max(0.0, t - self._now_s()) + self.params.display_lead_s) * tempo
+            q = float(pc.seconds_to_quarters(float(pc.quarters_to_seconds(q)) + ahead))
+        measure, offset = pc.measure_at(q)
+        return ScorePosition(t, TRACKING, src, measure, max(offset, 0.0), q, tempo, float(track.confidence[k]))
+
+
+def _to_notes(events: list[NoteEvent]) -> np.ndarray:
+    return perf_notes(events) if events else np.zeros(0, PERF_NOTE_DTYPE)

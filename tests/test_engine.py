@@ -1,0 +1,203 @@
+"""The companion engine on real data with known answers: identify then follow, recover after jumps,
+stay silent on silence, noise and speech.
+
+The database holds five ASAP scores and the music21 default set (built once per session). Audio is
+rendered from human ASAP performances (Disklavier MIDI) with fluidsynth; the ground truth is the bar
+of each aligned performed note (``note_alignment.tsv``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from companion.audio.render import available_soundfonts, render_notes
+from companion.engine import Engine, EngineParams, NoteBlock
+from companion.pipeline import midi_blocks, run_offline
+
+SR = 44100
+BLOCK = 2048
+PIECES = ("Beethoven/Piano_Sonatas/8-1", "Beethoven/Piano_Sonatas/5-1", "Chopin/Etudes_op_10/5",
+          "Chopin/Etudes_op_25/4", "Chopin/Etudes_op_10/10")
+#: the engine must show the right bar within this long after the audio starts or jumps
+RECOVER_S = 6.0
+
+
+@dataclass
+class Segment:
+    """An excerpt of a performance: its notes (onsets from 0), durations and ground truth per note."""
+
+    notes: np.ndarray
+    dur: np.ndarray
+    source: str
+    truth_t: np.ndarray  # onsets (s from the excerpt start) of the aligned notes
+    truth_measure: np.ndarray  # their bar numbers
+
+
+@pytest.fixture(scope="session")
+def engine_db(asap, tmp_path_factory):
+    from companion.db import Database, build_database
+    from companion.db.default import default_score_paths
+
+    d = tmp_path_factory.mktemp("engine_db") / "db"
+    rep = build_database(d, [asap / p / "xml_score.mxl" for p in PIECES] + default_score_paths())
+    assert not rep.failed, rep.failed
+    return Database.open(d)
+
+
+@pytest.fixture(scope="session")
+def soundfont():
+    fonts = available_soundfonts()
+    if "timgm6mb" not in fonts:
+        pytest.skip("fluidsynth with the timgm6mb soundfont is needed to render test audio")
+    return "timgm6mb"
+
+
+def segment(db, folder: str, start_s: float, length_s: float) -> Segment:
+    """Notes of the first robustly aligned performance of ``folder`` in ``[start_s, start_s + length_s)``."""
+    from companion.bench.asap import load_performance_notes, performances
+    from companion.bench.follow_bench import ground_truth
+
+    perf = next(p for p in performances() if p.name.rsplit("/", 1)[0] == folder)
+    piece = db.piece(db.find(str(perf.score)))
+    notes, dur = load_performance_notes(perf.midi)
+    sel = (notes["onset_s"] >= start_s) & (notes["onset_s"] < start_s + length_s)
+    gt = ground_truth(perf, piece, max_s=start_s + length_s)
+    m = gt.onset_s >= start_s
+    out = notes[sel].copy()
+    out["onset_s"] -= start_s
+    return Segment(out, dur[sel], piece.meta.source, gt.onset_s[m] - start_s, gt.measure[m])
+
+
+def splice(segments: list[Segment], gap_s: float = 0.3) -> tuple[Segment, list[float]]:
+    """Concatenate excerpts (``gap_s`` apart); returns the whole and each part's start time."""
+    notes, dur, srcs, tt, tm, starts = [], [], [], [], [], []
+    t = 0.0
+    for s in segments:
+        starts.append(t)
+        n = s.notes.copy()
+        n["onset_s"] += t
+        notes.append(n)
+        dur.append(s.dur)
+        tt.append(s.truth_t + t)
+        tm.append(s.truth_measure)
+        srcs.append(np.full(len(s.truth_t), s.source, dtype=object))
+        t += float(s.notes["onset_s"].max()) + gap_s
+    whole = Segment(np.concatenate(notes), np.concatenate(dur), "", np.concatenate(tt), np.concatenate(tm))
+    whole.truth_source = np.concatenate(srcs)  # type: ignore[attr-defined]
+    return whole, starts
+
+
+def render(seg: Segment, soundfont: str) -> np.ndarray:
+    return render_notes(seg.notes["onset_s"], seg.notes["pitch"], seg.dur, seg.notes["velocity"], soundfont=soundfont)
+
+
+def run(db, audio: np.ndarray, **params) -> tuple[list, Engine]:
+    eng = Engine(db, params=EngineParams(**params))
+    pos = run_offline((audio[i:i + BLOCK] for i in range(0, len(audio), BLOCK)), eng)
+    return pos, eng
+
+
+def shown_right(pos: list, truth_t: np.ndarray, truth_measure: np.ndarray, truth_source) -> np.ndarray:
+    """Per ground-truth note: was the right piece and bar on show (state tracking) when it sounded?"""
+    ts = np.array([p.t for p in pos])
+    k = np.searchsorted(ts, truth_t, side="right") - 1
+    src = np.broadcast_to(np.asarray(truth_source, dtype=object), truth_t.shape)
+    return np.array([kk >= 0 and pos[kk].state == "tracking" and pos[kk].source == s and pos[kk].measure == m
+                     for kk, m, s in zip(k, truth_measure, src)])
+
+
+# --------------------------------------------------------------------------------------------- tests
+def test_excerpt_from_mid_piece_is_identified_then_followed(engine_db, soundfont):
+    seg = segment(engine_db, "Beethoven/Piano_Sonatas/5-1", 30.0, 25.0)
+    pos, eng = run(engine_db, render(seg, soundfont))
+    assert pos[0].state == "searching" and pos[0].source is None
+    ok = shown_right(pos, seg.truth_t, seg.truth_measure, seg.source)
+    assert ok.any(), "never showed the right bar"
+    first = seg.truth_t[np.argmax(ok)]
+    assert first <= RECOVER_S, f"first right bar only at {first:.1f} s"
+    after = ok[seg.truth_t >= first]
+    assert after.mean() >= 0.75, f"right bar for {after.mean():.0%} of the notes after identification"
+    assert eng.stats.seeds >= 1
+    # positions come at least every 0.1 s of input, on the audio clock
+    ts = np.array([p.t for p in pos])
+    assert np.all(np.diff(ts) <= 0.1 + 1e-9) and ts[-1] == pytest.approx(len(render(seg, soundfont)) / SR, abs=0.01)
+
+
+def test_spliced_input_is_recovered_at_each_change(engine_db, soundfont):
+    a = segment(engine_db, "Beethoven/Piano_Sonatas/8-1", 150.0, 15.0)
+    # the same performance ~20 bars earlier: find where the bar 20 before the end of `a` is played
+    end_bar = int(a.truth_measure[-1])
+    back = segment(engine_db, "Beethoven/Piano_Sonatas/8-1", 0.0, 400.0)
+    i = int(np.argmax(back.truth_measure.astype(int) >= max(1, end_bar - 20)))
+    a_back = segment(engine_db, "Beethoven/Piano_Sonatas/8-1", float(back.truth_t[i]), 15.0)
+    b = segment(engine_db, "Chopin/Etudes_op_10/5", 20.0, 15.0)
+    whole, starts = splice([a, a_back, b])
+    assert int(a_back.truth_measure[0]) <= end_bar - 15
+    pos, eng = run(engine_db, render(whole, soundfont))
+    ok = shown_right(pos, whole.truth_t, whole.truth_measure, whole.truth_source)
+    ends = starts[1:] + [np.inf]
+    for k, (t0, t1) in enumerate(zip(starts, ends)):
+        seg_ok = ok[(whole.truth_t >= t0) & (whole.truth_t < t1)]
+        seg_t = whole.truth_t[(whole.truth_t >= t0) & (whole.truth_t < t1)]
+        assert seg_ok.any(), f"part {k} never recovered"
+        rec = seg_t[np.argmax(seg_ok)] - t0
+        assert rec <= RECOVER_S, f"part {k}: right bar only {rec:.1f} s after the change"
+        assert seg_ok[seg_t >= seg_t[np.argmax(seg_ok)]].mean() >= 0.6, f"part {k}: not followed after recovery"
+    assert eng.stats.reseeds + eng.stats.seeds >= 3
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise", "speech"])
+def test_no_identification_without_music(engine_db, kind, tmp_path):
+    rng = np.random.default_rng(5)
+    if kind == "silence":
+        audio = np.zeros(8 * SR, np.float32)
+    elif kind == "noise":
+        audio = (0.1 * rng.standard_normal(8 * SR)).astype(np.float32)
+    else:
+        if shutil.which("espeak-ng") is None:
+            pytest.skip("espeak-ng is not installed")
+        wav = tmp_path / "speech.wav"
+        text = ("The piano music companion listens to a performance, recognises the piece and follows "
+                "the score. This is only speech, and no piece should be found in it at all.")
+        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
+        from companion.audio.sources import load_audio
+
+        audio = load_audio(wav)
+    pos, eng = run(engine_db, audio)
+    assert all(p.state == "searching" and p.source is None and p.measure is None for p in pos)
+    assert eng.stats.seeds == 0
+
+
+def test_silence_pauses_without_losing_the_position(engine_db, soundfont):
+    seg = segment(engine_db, "Beethoven/Piano_Sonatas/5-1", 30.0, 10.0)
+    audio = render(seg, soundfont)
+    pause = np.zeros(5 * SR, np.float32)
+    pos, eng = run(engine_db, np.concatenate([audio, pause]))
+    n = len(audio) // BLOCK
+    before = pos[n - 1]
+    assert before.state == "tracking" and before.source == seg.source
+    during = pos[n + 5:]
+    assert all(p.state == "tracking" and p.source == seg.source for p in during)
+    q = [p.score_quarters for p in during]
+    assert max(q) - min(q) < 1.0, "the position moved during the silence"
+
+
+def test_midi_notes_are_identified_without_transcription(engine_db):
+    seg = segment(engine_db, "Beethoven/Piano_Sonatas/5-1", 30.0, 20.0)
+    from companion.events import NoteEvent
+
+    events = [NoteEvent(float(n["onset_s"]), int(n["pitch"]), int(n["velocity"])) for n in seg.notes]
+    eng = Engine(engine_db, midi=True)
+    assert eng.transcriber is None
+    pos = run_offline(midi_blocks(events), eng)
+    ok = shown_right(pos, seg.truth_t, seg.truth_measure, seg.source)
+    assert ok.any() and seg.truth_t[np.argmax(ok)] <= RECOVER_S
+    assert ok[seg.truth_t >= seg.truth_t[np.argmax(ok)]].mean() >= 0.6
+    with pytest.raises(ValueError):
+        eng.process(np.zeros(100, np.float32))
+    assert isinstance(next(iter(midi_blocks(events))), NoteBlock)
