@@ -114,8 +114,7 @@ def take_screenshot(window, png: str | os.PathLike, *, input_path: str | None = 
     loop.exec()
     window.bridge.drain()
     window.view.flush_layout()
-    window.view._anim.stop()  # land the highlight on its bar
-    window.view._place_highlight(animate=False)
+    window.view.ensure_rendered()  # all visible pages, and the highlight landed on its bar
     for _ in range(3):
         app.processEvents()
     if window.piece is None:

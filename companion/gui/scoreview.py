@@ -208,14 +208,30 @@ class ScoreView(QWidget):
         pages = tuple(pages)
         if pages != self.view_pages:
             self.view_pages = pages
-            for p in pages:
-                self._page(p)
+            if pages:
+                # the page holding the current bar (else the first) now; the others right after the
+                # first paint (blank paper until then), so the first page shows as soon as possible
+                where = self._where[0] if self._where and self._where[0] in pages else pages[0]
+                self._page(where)
             self.pagesChanged.emit(pages)
             self._prefetch_timer.start()
         self.update()
 
+    def ensure_rendered(self) -> None:
+        """Render every visible page now (before a screenshot)."""
+        for p in self.view_pages:
+            self._page(p)
+        self._place_highlight(animate=False)
+
     def _prefetch(self) -> None:
+        """Render the visible pages not rendered yet, then the page after the view (one per call)."""
         if self.renderer is None or not self.view_pages:
+            return
+        missing = [p for p in self.view_pages if p not in self._pages]
+        if missing:
+            self._page(missing[0])
+            self._place_highlight(animate=False)
+            self._prefetch_timer.start()  # next one after this paint
             return
         nxt = self.view_pages[-1] + 1
         if nxt < self.renderer.n_pages and nxt not in self._pages:
@@ -335,10 +351,13 @@ class ScoreView(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         dpr = self.devicePixelRatioF()
         for slot, page_no in enumerate(self.view_pages):
-            page = self._page(page_no)
+            page = self._pages.get(page_no)  # None: rendered right after this paint (see _prefetch)
             r = self.page_rect(slot)
             p.fillRect(r.translated(2, 3), QColor(0, 0, 0, 28))  # soft shadow
-            p.drawImage(r.topLeft(), page.image_for(r.size().toSize(), dpr))
+            if page is None:
+                p.fillRect(r, PAPER)
+            else:
+                p.drawImage(r.topLeft(), page.image_for(r.size().toSize(), dpr))
             p.setPen(QColor("#9a958c"))
             p.drawText(QRectF(r.left(), r.bottom() - 22, r.width(), 18), Qt.AlignmentFlag.AlignCenter,
                        f"{page_no + 1} / {self.renderer.n_pages}")
