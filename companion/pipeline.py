@@ -42,8 +42,8 @@ __all__ = ["LatestQueue", "Input", "open_input", "blocks", "midi_blocks", "run_o
 
 log = logging.getLogger(__name__)
 
-#: seconds of input per block (and per position event)
-BLOCK_S = 0.1
+#: seconds of input per block (and per position event): 2048 samples, 46 ms
+BLOCK_S = 2048 / 44100
 _END = object()
 
 

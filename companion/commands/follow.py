@@ -7,6 +7,10 @@ Prints a position at least every 0.1 s of input (DESIGN.md §2)::
 
 ``t`` is the input consumed, on the audio clock. Without ``--realtime`` the file runs as fast as the CPU
 allows through the same block-by-block path as live input; with it, blocks are paced in real time.
+
+Without ``--piece`` the companion engine (:mod:`companion.engine`) identifies the piece first, then
+follows it and re-identifies after jumps; INPUT may then also be a live input (``mic``, ``device:N``,
+``midi:NAME``) or a MIDI file (see :func:`companion.pipeline.open_input`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", required=True, help="score database directory (companion db build)")
-    p.add_argument("input", metavar="INPUT", help="audio file (.wav .flac .ogg .mp3)")
-    p.add_argument("--piece", help="the piece to follow: its source path, or a unique part of its path or title")
+    p.add_argument("input", metavar="INPUT",
+                   help="audio file (.wav .flac .ogg .mp3). Without --piece also: a MIDI file (.mid; its notes "
+                        "go straight to the identifier), 'mic' (the default input device), 'device:N' or "
+                        "'device:NAME' (a sound device), 'midi' or 'midi:NAME' (a MIDI input port); live "
+                        "inputs run until Ctrl-C")
+    p.add_argument("--piece", help="the piece to follow: its source path, or a unique part of its path or title "
+                                  "(without it: identify the piece first, then follow, re-identify after jumps)")
     p.add_argument("--realtime", action="store_true", help="pace the input in real time")
     p.add_argument("--json", action="store_true", help="print JSON lines only")
 
@@ -61,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if not args.piece:
-        return _error("--piece is required for now (following without it needs identification, "
-                      "which is not wired into `follow` yet)")
+        return _run_engine(args)
     inp = Path(args.input)
     if not inp.is_file():
         return _error(f"{inp}: no such file")
@@ -127,5 +135,55 @@ def run(args: argparse.Namespace) -> int:
                       f"confidence {pos.confidence:.2f}\n")
         if args.realtime:
             out.flush()
+    out.flush()
+    return 0
+
+
+def _print_position(pos, as_json: bool, out) -> None:
+    if as_json:
+        out.write(json.dumps(pos.to_json()) + "\n")
+    else:
+        where = "-" if pos.measure is None else f"bar {pos.measure} +{pos.measure_offset:.2f}q"
+        piece = "" if pos.source is None else f"  {pos.source}"
+        out.write(f"{pos.t:8.2f}s  {pos.state:9s}  {where:18s}  tempo {pos.tempo:.2f}  "
+                  f"confidence {pos.confidence:.2f}{piece}\n")
+
+
+def _run_engine(args: argparse.Namespace) -> int:
+    """No ``--piece``: identify, then follow, through the companion engine (files, devices, MIDI)."""
+    from companion.audio.sources import AudioError
+    from companion.db import Database, DatabaseError
+    from companion.engine import Engine
+    from companion.pipeline import Pipeline, blocks, open_input, run_offline
+
+    try:
+        db = Database.open(args.db)
+        inp = open_input(args.input, realtime=args.realtime)
+        engine = Engine(db, midi=inp.midi)
+    except DatabaseError as exc:
+        return _error(str(exc))
+    except AudioError as exc:
+        return _error(str(exc))
+    out = sys.stdout
+    live = args.realtime or not inp.finite
+
+    def show(pos) -> None:
+        _print_position(pos, args.json, out)
+        if live:
+            out.flush()
+
+    try:
+        if live:  # stage threads, as the GUI runs it
+            Pipeline(blocks(inp), engine, listeners=[show], finite=inp.finite).run()
+        else:  # as fast as the CPU allows, the same processors synchronously
+            run_offline(blocks(inp), engine, finite=True, on_position=show)
+    except AudioError as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close = getattr(inp.source, "close", None)
+        if callable(close):
+            close()
     out.flush()
     return 0
