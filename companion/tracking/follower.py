@@ -131,8 +131,7 @@ class Follower:
         n = len(silent)
         sound = self._sound_frames + np.cumsum(~silent)
         self._sound_frames = int(sound[-1]) if n else self._sound_frames
-        cost = np.stack([r.cost for r in results])  # (n_candidates, n)
-        pick = np.argmin(cost, axis=0) if n else np.zeros(0, int)
+        pick = self._consensus(np.stack([r.score_frame for r in results]), np.stack([r.cost for r in results]))
         decide = np.nonzero(sound >= self.decide_after_s * self.tracker_params.audio_fps)[0]
         if len(decide):
             k = int(decide[0])
@@ -149,6 +148,27 @@ class Follower:
         """Track a block of mono samples at 44.1 kHz (any length); one result per completed frame."""
         fb = self.features.process(block)
         return self.process_spec(fb.spec)
+
+    def _consensus(self, pos: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """Per frame, the candidate that most others agree with (positions within 1 score second),
+        ties broken by the lowest path cost. A wrong start tempo rarely agrees with anything, while
+        the plausible ones converge on the same position.
+
+        Parameters
+        ----------
+        pos, cost : np.ndarray [shape=(n_candidates, n_frames)]
+
+        Returns
+        -------
+        pick : np.ndarray [shape=(n_frames,), dtype=int]
+        """
+        if pos.shape[1] == 0:
+            return np.zeros(0, int)
+        near = np.abs(pos[:, None, :] - pos[None, :, :]) <= self.score.fps  # (c, c, n)
+        support = near.sum(axis=1).astype(float)  # (c, n)
+        finite = np.where(np.isfinite(cost), cost, 1e9)
+        key = support - np.minimum(finite, 1e8) * 1e-3  # support first, then the lower cost
+        return np.argmax(key, axis=0)
 
     def flush(self) -> TrackResult:
         """Complete the last frames of a finite signal."""

@@ -89,12 +89,12 @@ class TrackerParams:
     ahead_s: float = 5.0
     jump_s: float = 3.0
     onset_weight: float = 0.35
-    step_penalty: float = 0.1
+    step_penalty: float = 0.3
     jump_penalty: float = 0.5
     tempo_window_s: float = 4.0
-    tempo_rate: float = 0.5
+    tempo_rate: float = 0.2
     min_tempo: float = 0.25
-    max_tempo: float = 4.0
+    max_tempo: float = 2.5
     confidence_s: float = 4.0
     lost_confidence: float = 0.25
     lost_after_s: float = 3.0
