@@ -364,6 +364,57 @@ def test_identifies_the_demo_then_follows_it(window, tmp_path, app):
     assert window.view.highlighted_id == str(window.piece.bars["measure_id"][bar])
 
 
+def test_midi_spectrogram_is_blockwise_and_in_tune():
+    from companion.gui.midi_follow import MidiSpectrogram
+    from companion.tracking.chroma import AudioChroma
+
+    notes = [(0.10, 60, 80), (0.50, 64, 70), (0.52, 67, 90), (1.30, 45, 60)]
+    whole = MidiSpectrogram()
+    for n in notes:
+        whole.add(*n)
+    full = whole.process(2.0)
+    assert full.shape == (200, 1025) and full.dtype == np.float32
+    blocks = MidiSpectrogram()
+    parts, i = [], 0
+    for until in (0.05, 0.3, 0.51, 0.9, 1.31, 2.0):  # notes added as they arrive, frames in blocks
+        while i < len(notes) and notes[i][0] < until:
+            blocks.add(*notes[i])
+            i += 1
+        parts.append(blocks.process(until))
+    assert np.allclose(np.concatenate(parts), full)
+    feats, silent = AudioChroma().process(full)
+    assert silent[:10].all() and not silent[10:].any()
+    assert int(np.argmax(feats[20, :12])) == 0  # C4 alone: pitch class C
+    assert set(np.argsort(feats[80, :12])[-3:]) == {0, 4, 7}  # C, E, G ringing together
+
+
+def test_follows_a_midi_performance(window, asap, app):
+    """A MIDI file (as a MIDI keyboard would send it) is followed through the chroma tracker."""
+    from companion.bench.asap import load_alignment, performances
+    from companion.bench.gui_bench import ground_truth_bar
+
+    perfs = [p for p in performances(asap) if p.name.endswith("Beethoven/Piano_Sonatas/26-1/Broberg01")]
+    if not perfs:
+        pytest.skip("ASAP has no Broberg01 performance of Beethoven sonata no. 26 i")
+    perf = perfs[0]
+    piece = load_score(perf.score)
+    window.open_score(piece)
+    loop = QEventLoop()
+    window.bridge.finished.connect(lambda _n: QTimer.singleShot(0, loop.quit))
+    QTimer.singleShot(60000, loop.quit)
+    at = 30.0
+    assert window.follow_file(str(perf.midi), play=False, realtime=False, stop_at_s=at)
+    loop.exec()
+    app.processEvents()
+    assert not window.errors, window.errors
+    pos = window.last_position
+    assert pos["state"] == "tracking" and at - 2.0 < pos["t"] <= at
+    bar = piece.bar_at(pos["score_quarters"])
+    truth = ground_truth_bar(piece, load_alignment(perf), pos["t"])
+    assert abs(bar - truth) <= 1
+    assert window.view.highlighted_id == str(piece.bars["measure_id"][bar])
+
+
 # ------------------------------------------------------------------------------------ Xvfb screenshot
 @pytest.fixture(scope="module")
 def xvfb():

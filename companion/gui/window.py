@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMen
                                QSplitter, QToolBar, QToolButton)
 
 from companion.gui.bridge import Bridge
+from companion.gui.inputs import (audio_job, changed_since_build, identification_available, input_devices,
+                                  midi_inputs, midi_job)
 from companion.gui.library import LibraryPanel
 from companion.gui.scoreview import ScoreView, bar_of_quarters
 from companion.gui.settings import Settings
@@ -142,21 +144,26 @@ class MainWindow(QMainWindow):
     def _fill_inputs(self) -> None:
         c = self.input_combo
         c.clear()
-        for name in _input_devices():
+        for name in input_devices():
             c.addItem(f"🎤  {name}", ("device", name))
         if c.count() == 0:
             c.addItem("No audio input device found", ("none", ""))
-        c.addItem("Audio file…", ("file", ""))
-        c.addItem("MIDI keyboard (needs the live engine)", ("midi", ""))
+        ports = midi_inputs()
+        for name in ports:
+            c.addItem(f"🎹  {name}", ("midi", name))
+        if not ports:
+            c.addItem("No MIDI keyboard found", ("none", ""))
+        c.addItem("Audio or MIDI file…", ("file", ""))
         model = c.model()
         for i in range(c.count()):
-            kind = c.itemData(i)[0]
-            if kind in ("none", "midi"):
+            if c.itemData(i)[0] == "none":
                 model.item(i).setEnabled(False)
         saved = self.settings.input_device
         for i in range(c.count()):
-            if c.itemData(i) == ("device", saved):
+            if c.itemData(i)[1] == saved and c.itemData(i)[0] in ("device", "midi"):
                 c.setCurrentIndex(i)
+        if not c.model().item(c.currentIndex()).isEnabled():
+            c.setCurrentIndex(c.findData(("file", "")))
 
     def _make_statusbar(self) -> None:
         sb = self.statusBar()
@@ -236,7 +243,7 @@ class MainWindow(QMainWindow):
         except (IndexError, OSError) as exc:
             self.show_message("Open piece", str(exc))
             return False
-        ok = self.open_score(piece, validate=_changed_since_build(self.db, pid), keep_following=keep_following)
+        ok = self.open_score(piece, validate=changed_since_build(self.db, pid), keep_following=keep_following)
         if ok:
             self.library.select(pid)
         return ok
@@ -273,14 +280,18 @@ class MainWindow(QMainWindow):
             return
         kind, name = self.input_combo.currentData() or ("none", "")
         if kind == "file":
-            path, _ = QFileDialog.getOpenFileName(self, "Follow an audio file", "",
-                                                  "Audio (*.wav *.flac *.ogg *.mp3 *.aif *.aiff);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Follow a recording", "",
+                "Audio or MIDI (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.mid *.midi);;All files (*)")
             if path:
                 self.follow_file(path, play=True)
         elif kind == "device":
             self.follow_device(name)
+        elif kind == "midi":
+            self.follow_midi(port=name)
         else:
-            self.show_message("Input", "No usable input: connect an audio input device or choose an audio file.")
+            self.show_message("Input", "No usable input: connect an audio input or a MIDI keyboard, "
+                                       "or choose a file.")
 
     def _identify(self) -> bool:
         """Whether the next follow job identifies the piece first (asked for, or no piece chosen)."""
@@ -295,15 +306,9 @@ class MainWindow(QMainWindow):
         return True
 
     def _make_job(self, blocks, *, stop_at_s: float | None = None):
-        """The follow job for a block source: identify first when asked to, else follow the chosen piece."""
-        from companion.gui.worker import audio_positions, identify_then_follow
-
-        levels, events, db = self.bridge.levels, self.bridge.events, self.db
-        if self._identify():
-            return lambda stop: identify_then_follow(db, blocks(stop), on_piece=lambda pid: events.put(("piece", pid)),
-                                                     on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
-        piece = self.piece
-        return lambda stop: audio_positions(piece, blocks(stop), on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
+        """The follow job for an audio block source: identify first when asked to, else follow the piece."""
+        return audio_job(blocks, piece=self.piece, db=self.db if self._identify() else None,
+                         levels=self.bridge.levels, events=self.bridge.events, stop_at_s=stop_at_s)
 
     def on_identified(self, pid: int) -> None:
         """The follow job recognised database piece ``pid``: show it without stopping the job."""
@@ -311,11 +316,49 @@ class MainWindow(QMainWindow):
         if self.piece is not None:
             self.show_info(f"Identified: {self.piece.meta.title}")
 
-    def follow_file(self, path: str, *, play: bool = True, realtime: bool = True,
+    def _make_midi_job(self, events, *, stop_at_s: float | None = None):
+        """Like :meth:`_make_job` for MIDI note events."""
+        return midi_job(events, piece=self.piece, db=self.db if self._identify() else None,
+                        levels=self.bridge.levels, events=self.bridge.events, stop_at_s=stop_at_s)
+
+    def follow_midi(self, *, port: str | None = None, path: str | None = None, realtime: bool = True,
                     stop_at_s: float | None = None) -> bool:
-        """Follow an audio file in the current piece; ``play`` sends it to the speakers meanwhile."""
+        """Follow a MIDI keyboard (``port``; None = the first) or a ``.mid`` file (``path``, silently)."""
         if not self._check_piece():
             return False
+        from companion.audio.midi import MidiSource
+        from companion.audio.sources import AudioError
+
+        try:
+            source = MidiSource(port, path=path, realtime=realtime)
+        except AudioError as exc:
+            self.show_message("MIDI", str(exc))
+            return False
+        if port is not None:
+            self.settings.input_device = port
+        job = self._make_midi_job(lambda stop: source, stop_at_s=stop_at_s)
+
+        def make(stop):
+            try:
+                yield from job(stop)
+            finally:
+                source.close()
+
+        what = Path(path).name if path else (port or "the MIDI keyboard")
+        self._started("Listening to identify the piece…" if self._identify() else f"Following {what}")
+        self.bridge.start(make)
+        return True
+
+    def follow_file(self, path: str, *, play: bool = True, realtime: bool = True,
+                    stop_at_s: float | None = None) -> bool:
+        """Follow an audio file in the current piece; ``play`` sends it to the speakers meanwhile.
+        A MIDI file is followed as note events, silently."""
+        if not self._check_piece():
+            return False
+        if str(path).lower().endswith((".mid", ".midi")):
+            if play:
+                self.show_info("MIDI files are followed silently")
+            return self.follow_midi(path=path, realtime=realtime, stop_at_s=stop_at_s)
         from companion.audio.sources import AudioError, load_audio
         from companion.gui.worker import AudioPlayer, paced_blocks
 
@@ -413,32 +456,3 @@ class MainWindow(QMainWindow):
         self.bridge.stop()
         self.settings.sync()
         super().closeEvent(event)
-
-
-def identification_available() -> bool:
-    """Whether the fingerprint identifier and the transcriber are installed."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None
-               for m in ("companion.fingerprint.identify", "companion.transcription.transcriber"))
-
-
-def _changed_since_build(db, pid: int) -> bool:
-    """Whether a database piece's file changed since the build checked it (then check it again)."""
-    try:
-        mtime, size = db.file_stats[pid]
-        st = os.stat(db.metas[pid].source)
-        return not (int(size) == st.st_size and abs(float(mtime) - st.st_mtime) < 1e-3)
-    except (OSError, IndexError, TypeError, ValueError, AttributeError):
-        return True
-
-
-def _input_devices() -> list[str]:
-    """Names of the audio input devices (empty when PortAudio or devices are missing)."""
-    try:
-        import sounddevice as sd
-
-        return [d["name"] for d in sd.query_devices() if int(d.get("max_input_channels", 0)) > 0]
-    except Exception:  # no PortAudio library, or no audio system at all
-        log.debug("listing audio devices failed", exc_info=True)
-        return []
