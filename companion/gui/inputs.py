@@ -65,6 +65,10 @@ def changed_since_build(db, pid: int) -> bool:
 
 def midi_inputs() -> list[str]:
     """Names of the MIDI input ports (empty without a MIDI system)."""
+    import sys
+
+    if sys.platform.startswith("linux") and not os.path.exists("/dev/snd/seq"):
+        return []  # no ALSA sequencer: rtmidi would only print an error
     try:
         from companion.audio.midi import midi_input_names
 

@@ -163,6 +163,23 @@ def identify_then_follow(db: Any, blocks: Iterable, *, identify_s: float = 10.0,
     """
     from companion.tracking.follower import Follower
 
+    made: dict[str, Any] = {}
+
+    def prepare() -> None:  # load the network while the first seconds are heard
+        try:
+            if transcriber is None:
+                from companion.transcription.transcriber import Transcriber
+
+                made["transcriber"] = Transcriber()
+            if identifier is None:
+                from companion.fingerprint.identify import Identifier
+
+                made["identifier"] = Identifier(db)
+        except Exception as exc:  # re-raised in the worker below
+            made["error"] = exc
+
+    preparing = threading.Thread(target=prepare, name="companion-identify-setup", daemon=True)
+    preparing.start()
     it = iter(blocks)
     head: list[np.ndarray] = []
     t, sample_rate = 0.0, 44100
@@ -180,14 +197,11 @@ def identify_then_follow(db: Any, blocks: Iterable, *, identify_s: float = 10.0,
             break
     if not head:
         return
-    if transcriber is None:
-        from companion.transcription.transcriber import Transcriber
-
-        transcriber = Transcriber()
-    if identifier is None:
-        from companion.fingerprint.identify import Identifier
-
-        identifier = Identifier(db)
+    preparing.join()
+    if "error" in made:
+        raise made["error"]
+    transcriber = transcriber or made["transcriber"]
+    identifier = identifier or made["identifier"]
     notes = transcriber.transcribe(np.concatenate(head))
     matches = identifier.identify(notes, top_k=3) if len(notes) else []
     if not matches:
