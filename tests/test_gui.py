@@ -12,7 +12,6 @@ import queue
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
