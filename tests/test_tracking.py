@@ -117,7 +117,7 @@ def test_block_by_block_equals_whole(bach, bach_audio):
     ref, _ = follow_audio(bach, audio, block_size=len(audio))
     for block in (441, 1000, 4410, 12345):
         got, _ = follow_audio(bach, audio, block_size=block)
-        for name in ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost"):
+        for name in ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost", "path_frame"):
             assert np.array_equal(getattr(ref, name), getattr(got, name), equal_nan=True), (block, name)
 
 

@@ -179,8 +179,14 @@ def run_ours(piece, wav: Path, **follower_kw) -> tuple[dict, np.ndarray, np.ndar
     return timing, avail_s, r.score_quarters, measures
 
 
-def run_pymatchmaker(score: Path, wav: Path, method: str, timeout_s: float) -> dict | None:
-    """Run one pymatchmaker method in its venv; returns its JSON (or None on failure)."""
+def run_pymatchmaker(score: Path, wav: Path, method: str, timeout_s: float, *, cache: bool = True) -> dict | None:
+    """Run one pymatchmaker method in its venv; returns its JSON (or None on failure).
+
+    The output (positions and CPU times) is kept next to the WAV file as ``<wav>.pmm-<method>.json`` and
+    reused when ``cache`` is set (pymatchmaker is deterministic on a given file; ``--no-cache`` reruns)."""
+    cached = wav.with_name(f"{wav.stem}.pmm-{method}.json")
+    if cache and cached.is_file():
+        return json.loads(cached.read_text())
     if not PMM_PYTHON.is_file():
         return None
     cmd = [str(PMM_PYTHON), str(PMM_RUNNER), "--score", str(score), "--audio", str(wav), "--method", method]
@@ -193,7 +199,9 @@ def run_pymatchmaker(score: Path, wav: Path, method: str, timeout_s: float) -> d
     if res.returncode != 0 or not lines:
         log.warning("pymatchmaker %s failed on %s: %s", method, wav.name, res.stderr.strip()[-500:])
         return {"error": res.stderr.strip()[-300:]}
-    return json.loads(lines[-1])
+    out = json.loads(lines[-1])
+    cached.write_text(json.dumps(out))
+    return out
 
 
 def _row(name: str, ms: list[dict], cpu: str) -> str:
@@ -220,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="*", default=["arzt", "dixon", "skf"],
                     help="pymatchmaker methods (none: skip pymatchmaker)")
     ap.add_argument("--pmm-timeout", type=float, default=300.0)
+    ap.add_argument("--no-cache", action="store_true", help="rerun pymatchmaker even where its output is kept")
     ap.add_argument("--out-dir", default=str(ROOT / "bench" / "out" / "follow"))
     ap.add_argument("--json", default=None, help="also write all per-file metrics to this JSON file")
     args = ap.parse_args(argv)
@@ -260,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             per_file.append({"perf": perf.name, "soundfont": sf_name, "method": "companion", **m, **timing})
             log.info("%s %s ours: %s", perf.name, sf_name, json.dumps({k: round(v, 3) for k, v in m.items()}))
             for method in args.methods:
-                res = run_pymatchmaker(perf.score, wav, method, args.pmm_timeout)
+                res = run_pymatchmaker(perf.score, wav, method, args.pmm_timeout, cache=not args.no_cache)
                 key = f"pymatchmaker {method}"
                 if res is None or "error" in res:
                     pm = {"n_notes": len(gt.onset_s), "bar": 0.0, "median_ms": float("inf"),

@@ -131,7 +131,7 @@ class Follower:
         n = len(silent)
         sound = self._sound_frames + np.cumsum(~silent)
         self._sound_frames = int(sound[-1]) if n else self._sound_frames
-        pick = self._consensus(np.stack([r.score_frame for r in results]), np.stack([r.cost for r in results]))
+        pick = self._consensus(np.stack([r.path_frame for r in results]), np.stack([r.cost for r in results]))
         decide = np.nonzero(sound >= self.decide_after_s * self.tracker_params.audio_fps)[0]
         if len(decide):
             k = int(decide[0])
@@ -140,7 +140,7 @@ class Follower:
             log.debug("start tempo: %.2f (candidates %s)", self.tempo_candidates[win], self.tempo_candidates)
             self.tracker = self._candidates[win]
             self._candidates = []
-        names = ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost")
+        names = ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost", "path_frame")
         cols = np.arange(n)
         return TrackResult(*(np.stack([getattr(r, f) for r in results])[pick, cols] for f in names))
 

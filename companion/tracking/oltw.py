@@ -90,7 +90,7 @@ class TrackerParams:
     jump_s: float = 3.0
     onset_weight: float = 0.35
     step_penalty: float = 0.3
-    jump_penalty: float = 0.5
+    jump_penalty: float = 4.0
     tempo_window_s: float = 4.0
     tempo_rate: float = 0.2
     min_tempo: float = 0.25
@@ -98,7 +98,7 @@ class TrackerParams:
     confidence_s: float = 4.0
     lost_confidence: float = 0.25
     lost_after_s: float = 3.0
-    lead_s: float = 0.1
+    lead_s: float = 0.15
 
 
 @dataclass
@@ -121,6 +121,8 @@ class TrackResult:
         :data:`SEARCHING`, :data:`TRACKING` or :data:`LOST`.
     cost : np.ndarray, float64
         Smoothed local cost along the path (lower is a better fit; inf before the first column).
+    path_frame : np.ndarray, float64
+        The end of the warping path in score frames, without the latency lead (-1 while searching).
     """
 
     score_frame: np.ndarray
@@ -130,13 +132,14 @@ class TrackResult:
     confidence: np.ndarray
     state: np.ndarray
     cost: np.ndarray
+    path_frame: np.ndarray
 
     def __len__(self) -> int:
         return len(self.state)
 
     @staticmethod
     def concat(results: "list[TrackResult]") -> "TrackResult":
-        names = ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost")
+        names = ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost", "path_frame")
         return TrackResult(*(np.concatenate([getattr(r, k) for r in results]) for k in names))
 
 
@@ -457,6 +460,7 @@ class OnlineTracker:
         if silent is None:
             silent = ~features[:, :12].any(axis=1)
         pos = np.full(n, -1.0)
+        raw = np.full(n, -1.0)
         tempo = np.zeros(n)
         conf = np.zeros(n)
         state = np.zeros(n, np.int8)
@@ -482,7 +486,8 @@ class OnlineTracker:
                 self._update_state()
             if self._seeded:
                 lead = self.params.lead_s * self._tempo * sc.fps if self._n_columns else 0.0
-                pos[k] = min(self._best + self._phase + lead, sc.n_frames - 1)
+                raw[k] = min(self._best + self._phase, sc.n_frames - 1)
+                pos[k] = min(raw[k] + lead, sc.n_frames - 1)
             tempo[k] = self._tempo
             conf[k] = self._confidence
             state[k] = self._state
@@ -496,4 +501,4 @@ class OnlineTracker:
             starts = sc.piece.bars["start_quarters"]
             bar[ok] = np.clip(np.searchsorted(starts, quarters[ok] + 1e-9, side="right") - 1, 0, len(starts) - 1)
         return TrackResult(score_frame=pos, score_quarters=quarters, bar=bar, tempo=tempo, confidence=conf,
-                           state=state, cost=cost)
+                           state=state, cost=cost, path_frame=raw)
