@@ -251,7 +251,7 @@ class ScoreView(QWidget):
         else:
             self._beat_frac = None
         if bar == self._bar:
-            self.update()
+            self._update_around(self._rect)  # the beat marker moved
             return
         self._bar = bar
         self.set_measure(mid)
@@ -278,7 +278,7 @@ class ScoreView(QWidget):
         """Grey the highlight while the follower is searching or lost."""
         if bool(dimmed) != self.dimmed:
             self.dimmed = bool(dimmed)
-            self.update()
+            self._update_around(self._rect)
 
     def turn(self, step: int) -> None:
         """Manual page turn by ``step`` pages (keys, pedals); holds until the player changes system."""
@@ -312,7 +312,17 @@ class ScoreView(QWidget):
                 return QRectF(pr.left() + r.left() * sx, pr.top() + r.top() * sy, r.width() * sx, r.height() * sy)
         return None
 
+    def _update_around(self, *rects: QRectF) -> None:
+        """Repaint only where the highlight was and is (a small part of the pages: cheap)."""
+        area = QRectF()
+        for r in rects + (self._rect,):
+            if r.isValid():
+                area = area.united(r) if area.isValid() else QRectF(r)
+        if area.isValid():
+            self.update(area.adjusted(-8, -10, 8, 10).toAlignedRect())
+
     def _place_highlight(self, *, animate: bool) -> None:
+        old = QRectF(self._rect)
         target = self.bar_rect(self.highlighted_id) if self.highlighted_id else None
         if target is None:
             self._anim.stop()
@@ -326,11 +336,12 @@ class ScoreView(QWidget):
         else:
             self._anim.stop()
             self._rect = target
-        self.update()
+        self._update_around(old, target if target is not None else QRectF())
 
     def _on_anim(self, value) -> None:
+        old = QRectF(self._rect)
         self._rect = QRectF(value)
-        self.update()
+        self._update_around(old)
 
     def highlight_rect(self) -> QRectF:
         """Where the highlight is drawn now (widget coordinates; invalid when none)."""
