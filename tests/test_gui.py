@@ -31,9 +31,8 @@ from companion.gui.worker import FollowWorker, LatestQueue, level_dbfs  # noqa: 
 from companion.score.load import load_score  # noqa: E402
 from companion.score.pageturn import pages_to_show  # noqa: E402
 
-#: ``companion gui`` through its command module (the same add_arguments/run the CLI dispatches to)
-RUN_GUI = ("import argparse, logging, sys; from companion.commands import gui; logging.basicConfig(level=logging.INFO); "
-           "p = argparse.ArgumentParser(prog='companion gui'); gui.add_arguments(p); sys.exit(gui.run(p.parse_args()))")
+#: ``companion gui`` as the user runs it
+COMPANION_GUI = [sys.executable, "-m", "companion.cli", "gui"]
 
 
 def _corpus(name: str) -> Path:
@@ -271,15 +270,15 @@ def test_add_scores_runs_in_a_thread_and_reports_failures(window, tmp_path, app)
 
 def test_cli_checks_its_arguments(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", RUN_GUI, "--screenshot", str(tmp_path / "x.png")], env=env,
+    out = subprocess.run(COMPANION_GUI + ["--screenshot", str(tmp_path / "x.png")], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--input" in out.stderr and "Traceback" not in out.stderr
-    out = subprocess.run([sys.executable, "-c", RUN_GUI, "--db", str(tmp_path / "none"), "--piece",
+    out = subprocess.run(COMPANION_GUI + ["--db", str(tmp_path / "none"), "--piece",
                           str(tmp_path / "missing.mxl"), "--input", str(tmp_path / "a.wav"), "--screenshot",
                           str(tmp_path / "x.png")], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "missing.mxl" in out.stderr and "Traceback" not in out.stderr
     headless = {k: v for k, v in env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    out = subprocess.run([sys.executable, "-c", RUN_GUI, "--db", str(tmp_path / "none")], env=headless,
+    out = subprocess.run(COMPANION_GUI + ["--db", str(tmp_path / "none")], env=headless,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "no display" in out.stderr and "Traceback" not in out.stderr
 
@@ -458,7 +457,7 @@ def test_screenshot_under_xvfb_shows_the_ground_truth_bar(asap, xvfb, tmp_path):
     jsonl.write_text("".join(json.dumps(p) + "\n" for p in ground_truth_positions(piece, alignment, until_s=at + 5)))
     png = tmp_path / "gui.png"
     env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb", "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    cmd = [sys.executable, "-c", RUN_GUI, "--db", str(tmp_path / "no_db"),
+    cmd = COMPANION_GUI + ["--db", str(tmp_path / "no_db"),
            "--piece", str(perf.score), "--positions", str(jsonl), "--screenshot", str(png), "--at", str(at), "--json"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -519,7 +518,7 @@ def test_screenshot_under_xvfb_follows_rendered_audio_with_the_tracker(asap, xvf
     sf.write(str(wav), audio, 44100)
     png = tmp_path / "gui_tracker.png"
     env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb", "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    cmd = [sys.executable, "-c", RUN_GUI, "--db", str(tmp_path / "no_db"), "--piece", str(perf.score),
+    cmd = COMPANION_GUI + ["--db", str(tmp_path / "no_db"), "--piece", str(perf.score),
            "--input", str(wav), "--screenshot", str(png), "--at", str(at), "--json"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
