@@ -108,6 +108,25 @@ def test_worker_reports_errors_as_messages():
     assert abs(level_dbfs(np.full(100, 0.5, np.float32)) - 20 * np.log10(0.5)) < 1e-6
 
 
+def test_stopping_unblocks_an_input_that_waits(app):
+    """A MIDI port with no notes blocks its reader; stopping the job closes it through ``on_stop``."""
+    import threading
+
+    from companion.gui.bridge import Bridge
+
+    closed = threading.Event()
+
+    def waiting(stop):
+        yield {"t": 0.0}
+        closed.wait(30)  # like MidiSource waiting for the next note until it is closed
+
+    bridge = Bridge()
+    bridge.start(waiting, on_stop=closed.set)
+    time.sleep(0.05)
+    bridge.stop(timeout_s=10)
+    assert closed.is_set() and bridge.worker is None
+
+
 # ---------------------------------------------------------------------------------- scripted stream
 def test_scripted_stream_moves_highlight_and_turns_pages(window, bach, app):
     window.open_score(bach)

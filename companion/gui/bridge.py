@@ -51,6 +51,7 @@ class Bridge(QObject):
         self.levels = LatestQueue()
         self.events: queue.Queue = queue.Queue()
         self.worker: FollowWorker | None = None
+        self._on_stop: Callable[[], None] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(int(interval_ms))
         self._timer.timeout.connect(self.drain)
@@ -59,11 +60,17 @@ class Bridge(QObject):
     def running(self) -> bool:
         return self.worker is not None and self.worker.is_alive()
 
-    def start(self, make_positions: Callable[[threading.Event], Iterable[dict]]) -> None:
-        """Start a job (stopping the previous one): ``make_positions(stop_event)`` runs in the thread."""
+    def start(self, make_positions: Callable[[threading.Event], Iterable[dict]], *,
+              on_stop: Callable[[], None] | None = None) -> None:
+        """Start a job (stopping the previous one): ``make_positions(stop_event)`` runs in the thread.
+
+        ``on_stop`` is called (in the GUI thread) when the job is stopped, to unblock an input that
+        waits for data (a MIDI port with no notes coming).
+        """
         self.stop()
         self.positions.take()
         self.levels.take()
+        self._on_stop = on_stop
         self.worker = FollowWorker(make_positions, positions=self.positions, events=self.events)
         self.worker.start()
         self._timer.start()
@@ -72,6 +79,11 @@ class Bridge(QObject):
         """Ask the running job to stop and wait briefly for its thread."""
         if self.worker is not None:
             self.worker.stop()
+            if self._on_stop is not None:
+                try:
+                    self._on_stop()
+                except Exception:  # closing a device that is already gone
+                    log.debug("on_stop failed", exc_info=True)
             self.worker.join(timeout_s)
             if self.worker.is_alive():
                 log.warning("the follow thread did not stop within %.1f s", timeout_s)

@@ -346,7 +346,7 @@ class MainWindow(QMainWindow):
 
         what = Path(path).name if path else (port or "the MIDI keyboard")
         self._started("Listening to identify the piece…" if self._identify() else f"Following {what}")
-        self.bridge.start(make)
+        self.bridge.start(make, on_stop=source.close)
         return True
 
     def follow_file(self, path: str, *, play: bool = True, realtime: bool = True,
@@ -402,7 +402,7 @@ class MainWindow(QMainWindow):
 
         self._started("Listening to identify the piece…" if self._identify()
                       else f"Listening to {device or 'the default input'}")
-        self.bridge.start(make)
+        self.bridge.start(make, on_stop=source.stop)
         return True
 
     def follow_positions(self, positions, *, label: str = "Following", stop_at_s: float | None = None) -> None:
