@@ -8,7 +8,7 @@ import threading
 
 from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu,
                                QProgressBar, QPushButton, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
 from companion.score.model import PieceMeta
@@ -81,7 +81,10 @@ class LibraryPanel(QWidget):
         self.identify.setToolTip("Needs the live engine (issue 5); for now pick the piece you will play.")
         self.add = QPushButton("Add scores…")
         self.add.setToolTip("Add MusicXML, MEI, Humdrum, ABC or MIDI files (or folders) to the database")
-        self.add.clicked.connect(self._ask_add)
+        add_menu = QMenu(self.add)
+        add_menu.addAction("Score files…", self._ask_add)
+        add_menu.addAction("A folder of scores…", self._ask_add_folder)
+        self.add.setMenu(add_menu)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.progress.setTextVisible(True)
@@ -146,6 +149,11 @@ class LibraryPanel(QWidget):
             self, "Add scores", "", "Scores (*.musicxml *.xml *.mxl *.mei *.krn *.abc *.mid *.midi);;All files (*)")
         if files:
             self.add_scores(files)
+
+    def _ask_add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of scores (searched recursively)")
+        if folder:
+            self.add_scores([folder])
 
     def add_scores(self, paths: list[str]) -> None:
         """Add files or folders to the database in a worker thread (progress shown here)."""
