@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 _OUTER_VIEWBOX = re.compile(r'<svg\b[^>]*?\bviewBox="0 0 ([\d.]+) ([\d.]+)"')
 _INNER_SVG = re.compile(r'<svg\b([^>]*?)\bclass="definition-scale"([^>]*?)\bviewBox="0 0 ([\d.]+) ([\d.]+)"([^>]*)>')
-_NESTED_TSPAN = re.compile(r"<tspan\b([^>]*)>\s*<tspan\b([^>]*)>([^<]*)</tspan>\s*</tspan>")
+_TEXT = re.compile(r"<text\b([^>]*)(?<!/)>(.*?)</text>", re.S)  # not self-closing <text/>
+_TEXT_TOKEN = re.compile(r"<tspan\b([^>]*)>|</tspan>|[^<]+")
 _ATTR = re.compile(r'([\w:-]+)="([^"]*)"')
 _SYSTEM_OR_MEASURE = re.compile(r'<g\b[^>]*?\bid="([^"]+)"[^>]*?\bclass="(system|measure)\b[^"]*"')
 
@@ -67,20 +68,33 @@ def qt_svg(svg: str) -> str:
     return _flatten_tspans(head + g_open + tail[:close] + "</g>" + tail[close + len("</svg>"):])
 
 
-def _merge_tspans(m: re.Match) -> str:
-    attrs = dict(_ATTR.findall(m.group(1)))
-    attrs.update(_ATTR.findall(m.group(2)))  # the inner span's attributes win
-    joined = " ".join(f'{k}="{v}"' for k, v in attrs.items())
-    return f"<tspan {joined}>{m.group(3)}</tspan>"
+def _flatten_text(m: re.Match) -> str:
+    """One ``<text>`` element with its nested ``<tspan>``s replaced by leaf spans (ancestors' attributes
+    inherited, the innermost winning; ancestors' ids dropped so that ids stay unique)."""
+    inner = m.group(2)
+    if "<tspan" not in inner:
+        return m.group(0)
+    out: list[str] = []
+    stack: list[dict[str, str]] = []
+    for tok in _TEXT_TOKEN.finditer(inner):
+        if tok.group(1) is not None:  # <tspan ...>
+            stack.append(dict(_ATTR.findall(tok.group(1))))
+        elif tok.group(0) == "</tspan>":
+            if stack:
+                stack.pop()
+        elif tok.group(0).strip():
+            attrs: dict[str, str] = {}
+            for level, a in enumerate(stack):
+                attrs.update({k: v for k, v in a.items() if k != "id" or level == len(stack) - 1})
+            joined = " ".join(f'{k}="{v}"' for k, v in attrs.items())
+            out.append(f"<tspan {joined}>{tok.group(0)}</tspan>" if attrs else tok.group(0))
+    return f"<text{m.group(1)}>{''.join(out)}</text>"
 
 
 def _flatten_tspans(svg: str) -> str:
-    """Merge nested ``<tspan>`` elements (QtSvg drops a tspan inside a tspan, so titles vanish)."""
-    for _ in range(4):  # verovio nests at most 3 deep
-        svg, n = _NESTED_TSPAN.subn(_merge_tspans, svg)
-        if n == 0:
-            break
-    return svg
+    """Flatten nested ``<tspan>`` elements: QtSvg rejects a tspan inside a tspan ("Could not add child
+    element"), drops the text, and the bounds of elements after it come out empty."""
+    return _TEXT.sub(_flatten_text, svg)
 
 
 def svg_systems(svg: str) -> list[list[str]]:
