@@ -201,6 +201,11 @@ def run_gui(args) -> int:
         window.follow_positions(read_positions(args.positions), label="Replaying positions")
     elif args.input:
         window.follow_file(args.input, play=True)
-    elif window.piece is not None:
-        window.follow_device(window.settings.input_device or None)
+    else:  # listen to the input device, when there is one (else say how to follow a file)
+        from companion.gui.inputs import input_devices
+
+        if not input_devices():
+            window.show_info("No audio input device found: choose “Audio or MIDI file…” under Input")
+        elif window.piece is not None or window.library.identify.isEnabled():
+            window.follow_device(window.settings.input_device or None)
     return int(app.exec())
