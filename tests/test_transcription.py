@@ -147,6 +147,18 @@ def test_peak_picker_streaming_equals_whole():
         assert np.all(np.diff(ref["frame"][ref["key"] == k]) > 3)
 
 
+def test_peak_picker_drops_weak_upper_octave_ghosts_only():
+    act = np.zeros((20, 88), np.float32)
+    act[5, 40], act[5, 52] = 0.9, 0.3   # loud note and a weak ghost an octave above: ghost dropped
+    act[12, 30], act[12, 42] = 0.6, 0.5  # a real octave, both strong: both kept
+    act[15, 60] = 0.25                   # a lone note above the threshold
+    p = NotePeakPicker(threshold=0.2, octave_ratio=2.0)
+    got = np.concatenate([p.process(act), p.flush()])
+    assert [(int(q["frame"]), int(q["key"])) for q in got] == [(5, 40), (12, 30), (12, 42), (15, 60)]
+    p = NotePeakPicker(threshold=0.2, octave_ratio=0.0)
+    assert len(np.concatenate([p.process(act), p.flush()])) == 5
+
+
 def test_online_block_sizes_give_identical_notes(excerpt, transcriber):
     ref = transcriber.transcribe(excerpt, online=True, block_size=1024)
     assert len(ref) > 10

