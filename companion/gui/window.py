@@ -1,4 +1,12 @@
-"""The companion's main window: library, input choice with level meter, score view, status bar."""
+"""The companion's main window: library, input choice with level meter, score view, status bar.
+
+Following runs in the bridge's worker thread (:mod:`companion.gui.bridge`); the window only reacts to
+its signals. Inputs: an audio device (:class:`~companion.audio.sources.SoundDeviceSource`), a MIDI
+keyboard (:class:`~companion.audio.midi.MidiSource`), or an audio file played to the speakers while it
+is followed (a MIDI file is followed silently). Without a chosen piece (or with "Identify the piece
+automatically"), the first 10 s are identified against the database first
+(:func:`companion.gui.worker.identify_then_follow`), a stand-in for the live engine of issue 5.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +40,8 @@ STATE_STYLE = {
 
 
 class MainWindow(QMainWindow):
-    """The window. Drive it with :meth:`open_database`, :meth:`open_piece` and :meth:`follow_file`.
+    """The window. Drive it with :meth:`open_database`, :meth:`open_piece`, :meth:`follow_file`,
+    :meth:`follow_device`, :meth:`follow_midi` or :meth:`follow_positions` (a recorded stream).
 
     Parameters
     ----------
@@ -40,6 +49,8 @@ class MainWindow(QMainWindow):
     interactive : bool
         False for batch use (``--screenshot``, tests): errors are logged and kept in :attr:`errors`
         instead of shown in message boxes.
+    animate_ms : int
+        Duration of the highlight's glide between bars (0 for screenshots).
     """
 
     def __init__(self, settings: Settings, *, interactive: bool = True, animate_ms: int = 140) -> None:
