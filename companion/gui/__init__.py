@@ -1,10 +1,20 @@
 """The desktop app (PySide6). The only package that imports Qt; the core never does.
 
-* :mod:`~companion.gui.scoreview` - verovio pages in QtSvg, bar highlight, page turns
-* :mod:`~companion.gui.worker` - the follow thread and the keep-latest mailbox (no Qt)
-* :mod:`~companion.gui.bridge` - core events -> Qt signals, drained by a timer
-* :mod:`~companion.gui.window` - library, input choice, status bar
+Qt widgets and objects:
+
+* :mod:`~companion.gui.scoreview` - verovio pages in QtSvg, moving bar highlight, page turns
+* :mod:`~companion.gui.window` - library, input choice with level meter, status bar
+* :mod:`~companion.gui.library` - the library panel ("Add scores..." builds in a thread)
+* :mod:`~companion.gui.bridge` - core events -> Qt signals, drained by a timer (Frescobaldi pattern)
+* :mod:`~companion.gui.settings` - QSettings
 * :mod:`~companion.gui.app` - ``companion gui`` and its ``--screenshot`` mode
+
+Qt-free helpers (tested without a display):
+
+* :mod:`~companion.gui.worker` - the follow thread, the keep-latest mailbox, identify-then-follow
+* :mod:`~companion.gui.inputs` - the follow jobs for audio and MIDI inputs
+* :mod:`~companion.gui.midi_follow` - MIDI note events rendered to spectrogram frames for the tracker
+* :mod:`~companion.gui.qtfix` - the workaround for PySide6 6.12's reference-count bug
 """
 
 from companion.gui.qtfix import immortalize_singletons
