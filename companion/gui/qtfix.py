@@ -4,7 +4,8 @@ Every call from Python to a ``void`` Qt slot (``QWidget.update()``, ``repaint()`
 ``setFocus()``, ``QTimer.start()``/``stop()``, ``QAbstractAnimation.start()``, ...) releases one
 reference to ``None`` that it never took. ``None`` starts with a few thousand references, so a window
 that repaints 60 times a second aborts within minutes with ``Fatal Python error: none_dealloc``
-(``bool_dealloc`` likewise for ``True``/``False``).
+(``bool_dealloc`` likewise for ``True``/``False``). PySide6-Essentials 6.11.3 does not have the bug
+(measured the same way: no reference lost in 2000 calls).
 
 Python 3.12 makes these singletons immortal (PEP 683: a huge reference count that is never reached).
 On older Pythons :func:`immortalize_singletons` does the same: it adds 2**40 to their reference
