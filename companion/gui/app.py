@@ -171,7 +171,8 @@ def run_gui(args) -> int:
             db_path = str(ensure_default_db())
         except Exception as exc:  # DatabaseError or a failed build: shown, the window still opens
             window.show_message("Score database", f"The default database could not be built: {exc}")
-    window.resize(1400, 900)
+    if batch:
+        window.resize(1400, 900)  # screenshots have a fixed size (the window remembers the user's)
     window.show()  # lay the score out for the window's real size
     app.processEvents()
     if db_path:

@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
         self.library.pieceChosen.connect(self.open_piece)
         self.library.databaseChanged.connect(lambda: self.open_database(self.library.db_path))
         self.library.message.connect(self.show_message)
-        split = QSplitter()
+        self.splitter = split = QSplitter()
         split.addWidget(self.library)
         split.addWidget(self.view)
         split.setStretchFactor(1, 1)
@@ -88,8 +88,16 @@ class MainWindow(QMainWindow):
             for key in keys:
                 sc = QShortcut(QKeySequence(key), self)
                 sc.activated.connect(lambda s=step: self.view.turn(s))
+        QShortcut(QKeySequence.StandardKey.Find, self).activated.connect(self.library.search.setFocus)
+        QShortcut(QKeySequence("Escape"), self).activated.connect(self.view.setFocus)
         self.set_state("idle")
         self.resize(QSize(1400, 900))
+        geometry = self.settings.store.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        sizes = self.settings.store.value("window/splitter")
+        if sizes is not None:
+            self.splitter.restoreState(sizes)
         icon = Path(__file__).resolve().parents[2] / "assets" / "companion.svg"  # in a source checkout
         if icon.is_file():
             self.setWindowIcon(QIcon(str(icon)))
@@ -465,5 +473,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.bridge.stop()
+        self.settings.store.setValue("window/geometry", self.saveGeometry())
+        self.settings.store.setValue("window/splitter", self.splitter.saveState())
         self.settings.sync()
         super().closeEvent(event)
