@@ -1,0 +1,444 @@
+"""Benchmark of the companion engine (issue 5) on rendered ASAP performances, with all 239 ASAP scores
+in the database.
+
+Data: the robustly aligned Chopin and Beethoven performances of ``dev_performances.csv`` (a
+deterministic subset, :func:`companion.bench.follow_bench.select`), each performance MIDI rendered
+whole, with its pedalling, by fluidsynth with every soundfont given (cached as FLAC). Excerpts are cut
+from the rendered audio at seeded random times; the ground truth is the bar of every aligned performed
+note (``note_alignment.tsv``). ASAP twins (``X`` / ``X_no_repeat`` ...) count as one piece.
+
+Measured:
+
+1. **Identification** (as ``companion identify`` on audio: the whole excerpt transcribed, then one
+   query): right piece, and right piece with the bar within ±1 of the bar of the last aligned note,
+   for 2/5/10 s excerpts. "top-1" is the best match; "tie" also accepts a match within 0.02
+   confidence of the best (the same notes at another place: DESIGN.md §4).
+2. **Following from a random start** (60 s excerpts through :class:`companion.engine.Engine`, 2048-
+   sample blocks): time from the start to the first note shown in its right bar (piece and bar, state
+   "tracking", the latest position available at the note's onset on the audio clock); the share of all
+   aligned notes of the minute shown in the right bar (the search at the start included), and after
+   the first right one.
+3. **Recovery after a splice**: 15 s of a performance, then 15 s from ~25 bars further on (forward),
+   ~20 bars back (backward), or another piece (change); the time from the splice to the first note of
+   the second part shown in its right bar.
+4. **CPU**: process CPU seconds per audio second of the engine offline (all 60 s runs), and of the
+   threaded pipeline paced in real time (a file source with real-time pacing; all threads).
+5. **Not in the database**: 5 s and 10 s excerpts of pieces whose scores (twins included) are left
+   out of a second index built from the rest; a query is rejected when the identifier returns nothing.
+
+Run (about 15 min on 2 cores; the first run also builds the database and renders)::
+
+    nice -n 10 .venv/bin/python -m companion.bench.engine_bench --out bench/results/engine.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("companion.bench.engine_bench")
+
+SR = 44100
+BLOCK = 2048
+DEFAULT_DB = Path(tempfile.gettempdir()) / "companion-bench" / "asap_db"
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "companion-bench" / "engine_render"
+
+
+def ensure_asap_db(path: Path):
+    """Open the ASAP database at ``path``, building (or updating) it from all ASAP scores first."""
+    from companion.bench.asap import score_paths
+    from companion.db import Database, build_database
+
+    paths = score_paths()
+    rep = build_database(path, paths)
+    if rep.failed:
+        log.warning("scores that could not be read: %s", rep.failed)
+    return Database.open(path)
+
+
+@dataclass
+class Perf:
+    """A rendered performance with its ground truth (aligned notes: onset, measure, piece key)."""
+
+    perf: object
+    key: str
+    onset: np.ndarray
+    measure: np.ndarray  # str
+    bar: np.ndarray  # bar index in the piece
+    numbers: np.ndarray  # the piece's bar numbers
+    duration_s: float
+
+
+def load_perf(db, perf) -> Perf:
+    from companion.bench.asap import piece_key
+    from companion.bench.follow_bench import ground_truth
+
+    piece = db.piece(db.find(str(perf.score)))
+    gt = ground_truth(perf, piece, max_s=1e9)
+    bars = np.array([piece.bar_at(q) for q in gt.quarters], np.int64)
+    return Perf(perf, piece_key(perf.folder), gt.onset_s, gt.measure, bars, piece.bars["number"],
+                float(gt.onset_s[-1]) + 2.0)
+
+
+class Renders:
+    """Whole performances rendered per soundfont, cached as FLAC; the last few kept in memory."""
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+        cache.mkdir(parents=True, exist_ok=True)
+        self._mem: dict[tuple[str, str], np.ndarray] = {}
+
+    def audio(self, perf, soundfont: str) -> np.ndarray:
+        import soundfile as sf
+
+        from companion.audio.render import render_midi
+
+        k = (perf.name, soundfont)
+        if k in self._mem:
+            return self._mem[k]
+        flac = self.cache / f"{perf.name.replace('/', '_')}_{soundfont}.flac"
+        if not flac.is_file():
+            with tempfile.TemporaryDirectory() as tmp:
+                wav = render_midi(perf.midi, Path(tmp) / "x.wav", soundfont)
+                x, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+                sf.write(str(flac), x.mean(axis=1), sr)
+        x, sr = sf.read(str(flac), dtype="float32")
+        assert sr == SR
+        if len(self._mem) >= 3:
+            self._mem.pop(next(iter(self._mem)))
+        self._mem[k] = x
+        return x
+
+
+def _ok(measure: str) -> set[str]:
+    out = {measure}
+    if measure.isdigit():
+        out |= {str(int(measure) - 1), str(int(measure) + 1)}
+    return out
+
+
+def _shown_right(positions, truth_t, truth_measure, truth_key) -> np.ndarray:
+    from companion.bench.asap import piece_key
+
+    ts = np.array([p.t for p in positions])
+    k = np.searchsorted(ts, truth_t, side="right") - 1
+    keys = {}
+    out = np.zeros(len(truth_t), bool)
+    for i, (kk, m, key) in enumerate(zip(k, truth_measure, truth_key)):
+        if kk < 0:
+            continue
+        p = positions[kk]
+        if p.state != "tracking" or p.source is None:
+            continue
+        pk = keys.get(p.source) or keys.setdefault(p.source, piece_key(p.source))
+        out[i] = pk == key and p.measure == m
+    return out
+
+
+def _run_engine(engine, audio: np.ndarray) -> tuple[list, float]:
+    from companion.pipeline import run_offline
+
+    t0 = time.process_time()
+    pos = run_offline((audio[i:i + BLOCK] for i in range(0, len(audio), BLOCK)), engine)
+    return pos, time.process_time() - t0
+
+
+def _pct(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}%"
+
+
+def _sec(x) -> str:
+    return "never" if not np.isfinite(x) else f"{x:.2f} s"
+
+
+# ----------------------------------------------------------------------------------------- experiments
+def bench_identify(db, ident, perfs, renders, soundfont, lengths, n, rng) -> dict:
+    from companion.bench.asap import piece_key
+    from companion.transcription.transcriber import Transcriber
+
+    tr = Transcriber()
+    res = {}
+    for length in lengths:
+        rows = []
+        for _ in range(n):
+            p = perfs[int(rng.integers(len(perfs)))]
+            t0 = float(rng.uniform(0.0, max(0.0, p.duration_s - length - 2.0)))
+            sel = np.flatnonzero((p.onset >= t0) & (p.onset < t0 + length))
+            audio = renders.audio(p.perf, soundfont)[int(t0 * SR):int((t0 + length) * SR)]
+            notes = tr.transcribe(audio, online=False)
+            ms = ident.identify(notes, top_k=5) if len(notes) else []
+            if len(sel) == 0:
+                continue
+            ok_m = _ok(str(p.measure[sel[-1]]))
+            top = ms[0] if ms else None
+            piece_ok = top is not None and piece_key(top.source) == p.key
+            bar_ok = piece_ok and top.measure in ok_m
+            tie_ok = any(piece_key(m.source) == p.key and m.measure in ok_m for m in ms
+                         if m.confidence >= top.confidence - 0.02) if top else False
+            rows.append((piece_ok, bar_ok, tie_ok))
+        a = np.array(rows, bool).reshape(-1, 3)
+        res[length] = {"n": len(a), "piece": a[:, 0].mean(), "bar": a[:, 1].mean(), "bar_tie": a[:, 2].mean()}
+        log.info("%s identify %.0f s: %s", soundfont, length, res[length])
+    return res
+
+
+def bench_follow(engine, perfs, renders, soundfont, length, n, rng) -> dict:
+    firsts, shares, after, cpu, audio_s = [], [], [], 0.0, 0.0
+    cands = [p for p in perfs if p.duration_s > length + 5]
+    for _ in range(n):
+        p = cands[int(rng.integers(len(cands)))]
+        t0 = float(rng.uniform(0.0, p.duration_s - length - 2.0))
+        audio = renders.audio(p.perf, soundfont)[int(t0 * SR):int((t0 + length) * SR)]
+        pos, c = _run_engine(engine, audio)
+        cpu += c
+        audio_s += len(audio) / SR
+        m = (p.onset >= t0) & (p.onset < t0 + length)
+        tt = p.onset[m] - t0
+        ok = _shown_right(pos, tt, p.measure[m], [p.key] * int(m.sum()))
+        first = float(tt[np.argmax(ok)]) if ok.any() else np.inf
+        firsts.append(first)
+        shares.append(ok.mean() if len(ok) else np.nan)
+        after.append(ok[tt >= first].mean() if ok.any() else 0.0)
+        log.info("%s follow %s @%.1f: first %.2f share %.3f", soundfont, p.perf.name, t0, first, shares[-1])
+    f = np.array(firsts)
+    return {"n": len(f), "median_first": float(np.median(f)), "p90_first": float(np.percentile(f, 90)),
+            "never": int(np.isinf(f).sum()), "share": float(np.nanmean(shares)),
+            "share_after": float(np.mean(after)), "cpu": cpu / max(audio_s, 1e-9)}
+
+
+def bench_splices(engine, perfs, renders, soundfont, part_s, n, rng) -> dict:
+    out = {}
+    for kind in ("forward", "backward", "change"):
+        recs = []
+        for _ in range(n):
+            for _attempt in range(50):
+                p = perfs[int(rng.integers(len(perfs)))]
+                if p.duration_s < 3 * part_s + 5:
+                    continue
+                t1 = float(rng.uniform(part_s, p.duration_s - 2 * part_s - 2))
+                sel = np.flatnonzero((p.onset >= t1) & (p.onset < t1 + part_s))
+                if len(sel) == 0:
+                    continue
+                b = int(p.bar[sel[-1]])
+                if kind == "change":
+                    q = perfs[int(rng.integers(len(perfs)))]
+                    if q.key == p.key or q.duration_s < part_s + 5:
+                        continue
+                    t2 = float(rng.uniform(0.0, q.duration_s - part_s - 2))
+                else:
+                    q = p
+                    target = b + 25 if kind == "forward" else b - 20
+                    j = np.flatnonzero(p.bar == target)
+                    if target < 0 or len(j) == 0:
+                        continue
+                    t2 = float(p.onset[j[0]])
+                    if t2 + part_s > p.duration_s:
+                        continue
+                break
+            else:
+                continue
+            a1 = renders.audio(p.perf, soundfont)[int(t1 * SR):int((t1 + part_s) * SR)]
+            a1 = np.pad(a1, (0, int(part_s * SR) - len(a1)))
+            a2 = renders.audio(q.perf, soundfont)[int(t2 * SR):int((t2 + part_s) * SR)]
+            pos, _ = _run_engine(engine, np.concatenate([a1, a2]))
+            m = (q.onset >= t2) & (q.onset < t2 + part_s)
+            tt = q.onset[m] - t2 + part_s
+            ok = _shown_right(pos, tt, q.measure[m], [q.key] * int(m.sum()))
+            rec = float(tt[np.argmax(ok)] - part_s) if ok.any() else np.inf
+            recs.append(rec)
+            log.info("%s splice %s %s@%.1f -> %s@%.1f: %.2f", soundfont, kind, p.perf.name, t1, q.perf.name, t2, rec)
+        r = np.array(recs)
+        out[kind] = {"n": len(r), "median": float(np.median(r)) if len(r) else np.nan,
+                     "p90": float(np.percentile(r, 90)) if len(r) else np.nan, "never": int(np.isinf(r).sum())}
+    return out
+
+
+def bench_unknown(db, perfs_out, renders, soundfont, lengths, n, rng) -> dict:
+    """Queries from pieces left out of the index: share rejected (``[]``)."""
+    from companion.transcription.transcriber import Transcriber
+
+    tr = Transcriber()
+    res = {}
+    for length in lengths:
+        rejected, wrong = [], []
+        for _ in range(n):
+            p = perfs_out["perfs"][int(rng.integers(len(perfs_out["perfs"])))]
+            t0 = float(rng.uniform(0.0, max(0.0, p.duration_s - length - 2.0)))
+            audio = renders.audio(p.perf, soundfont)[int(t0 * SR):int((t0 + length) * SR)]
+            notes = tr.transcribe(audio, online=False)
+            ms = perfs_out["ident"].identify(notes, top_k=1) if len(notes) >= 3 else []
+            rejected.append(not ms)
+            if ms:
+                wrong.append(ms[0].confidence)
+        res[length] = {"n": len(rejected), "rejected": float(np.mean(rejected)),
+                       "max_conf_accepted": max(wrong) if wrong else None}
+        log.info("%s unknown %.0f s: %s", soundfont, length, res[length])
+    return res
+
+
+def leave_out_identifier(db, keys: set[str]):
+    """An identifier over the database without the pieces in ``keys`` (twins included)."""
+    from companion.bench.asap import piece_key
+    from companion.bench.identify_data import MemoryDatabase
+    from companion.fingerprint.identify import Identifier
+
+    keep = [i for i, m in enumerate(db.metas) if piece_key(m.source) not in keys]
+    mem = MemoryDatabase([np.asarray(db.piece(i).notes) for i in keep], [db.metas[i] for i in keep],
+                         lambda j: db.piece(keep[j]), params=db.index.params)
+    log.info("leave-out index: %d of %d pieces", len(keep), len(db.metas))
+    return Identifier(mem)
+
+
+def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float) -> float:
+    """Process CPU s per audio s of the threaded pipeline fed in real time from a file."""
+    import soundfile as sf
+
+    from companion.engine import Engine
+    from companion.pipeline import Pipeline, blocks, open_input
+
+    audio = renders.audio(perf.perf, soundfont)[int(30 * SR):int((30 + seconds) * SR)]
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "x.wav"
+        sf.write(str(wav), audio, SR)
+        inp = open_input(str(wav), realtime=True)
+        engine = Engine(db, identifier=ident)
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        Pipeline(blocks(inp), engine, finite=True).run()
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return cpu / (len(audio) / SR)
+
+
+# ------------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m companion.bench.engine_bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--db", type=Path, default=DEFAULT_DB, help="ASAP database (built here if missing)")
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="rendered performances (FLAC)")
+    ap.add_argument("--soundfonts", nargs="+", default=["timgm6mb", "fluidr3mono"])
+    ap.add_argument("--n-perf", type=int, default=20, help="performances used (distinct pieces)")
+    ap.add_argument("--n-id", type=int, default=40, help="identification queries per length and soundfont")
+    ap.add_argument("--lengths", type=float, nargs="+", default=[2.0, 5.0, 10.0])
+    ap.add_argument("--n-follow", type=int, default=8, help="60 s following runs per soundfont")
+    ap.add_argument("--follow-s", type=float, default=60.0)
+    ap.add_argument("--n-splice", type=int, default=6, help="splices per kind and soundfont")
+    ap.add_argument("--part-s", type=float, default=15.0)
+    ap.add_argument("--n-unknown-pieces", type=int, default=6)
+    ap.add_argument("--n-unknown", type=int, default=25, help="unknown queries per length and soundfont")
+    ap.add_argument("--realtime-s", type=float, default=20.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, help="write the markdown report here too")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+
+    from companion.audio.render import available_soundfonts
+    from companion.bench.asap import SKIP_REASON, asap_root, performances, piece_key
+    from companion.bench.follow_bench import select
+    from companion.engine import Engine
+    from companion.fingerprint.identify import Identifier
+
+    if asap_root() is None:
+        print(SKIP_REASON)
+        return 0
+    fonts = [f for f in args.soundfonts if f in available_soundfonts()]
+    if not fonts:
+        print("no soundfont available (fluidsynth and Debian's soundfonts are needed)")
+        return 0
+    t_start = time.time()
+    db = ensure_asap_db(args.db)
+    ident = Identifier(db)
+    all_perfs = performances()
+    chosen = select(all_perfs, args.n_perf)
+    chosen_keys = {piece_key(p.folder) for p in chosen}
+    others = [p for p in all_perfs if piece_key(p.folder) not in chosen_keys]
+    rng = np.random.default_rng(args.seed)
+    out_keys: list[str] = []
+    for i in rng.permutation(len(others)):
+        k = piece_key(others[int(i)].folder)
+        if k not in out_keys:
+            out_keys.append(k)
+        if len(out_keys) >= args.n_unknown_pieces:
+            break
+    perfs = [load_perf(db, p) for p in chosen]
+    unknown_perfs = [load_perf(db, p) for p in others if piece_key(p.folder) in out_keys]
+    unknown_perfs = list({p.key: p for p in unknown_perfs}.values())
+    renders = Renders(args.cache)
+    engine = Engine(db, identifier=ident)
+    out_ident = leave_out_identifier(db, set(out_keys))
+    results = {}
+    for sf_i, font in enumerate(fonts):
+        r = {}
+        rng = np.random.default_rng(args.seed * 100 + sf_i)
+        r["identify"] = bench_identify(db, ident, perfs, renders, font, args.lengths, args.n_id, rng)
+        r["follow"] = bench_follow(engine, perfs, renders, font, args.follow_s, args.n_follow, rng)
+        r["splice"] = bench_splices(engine, perfs, renders, font, args.part_s, args.n_splice, rng)
+        r["unknown"] = bench_unknown(db, {"perfs": unknown_perfs, "ident": out_ident}, renders, font,
+                                     [5.0, 10.0], args.n_unknown, rng)
+        results[font] = r
+    rt_cpu = bench_realtime_cpu(db, ident, perfs[0], renders, fonts[0], args.realtime_s)
+    report = _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, db,
+                     time.time() - t_start)
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+    return 0
+
+
+def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, db, wall_s) -> str:
+    cmd = "nice -n 10 .venv/bin/python -m companion.bench.engine_bench " + " ".join(argv or sys.argv[1:])
+    L = ["# Companion engine benchmark (issue 5)", "",
+         f"Command: `{cmd.strip()}` (wall time {wall_s / 60:.1f} min on this 2-core machine, shared).", "",
+         f"Database: all {len(db.metas)} ASAP scores ({db.n_notes} notes), `{args.db}`. Soundfonts: "
+         f"{', '.join(fonts)}. Performances: {len(perfs)} robustly aligned Chopin/Beethoven performances "
+         "of distinct pieces (`follow_bench.select`), rendered whole with their pedalling; excerpts at "
+         f"seeded random times (seed {args.seed}).", "",
+         "Performances: " + ", ".join(p.perf.name for p in perfs) + ".", "",
+         "## Identification from audio (transcribe the excerpt, one query)", "",
+         "| soundfont | excerpt | n | right piece | piece + bar ±1 (top-1) | piece + bar ±1 (ties) |",
+         "|---|---|---|---|---|---|"]
+    for f in fonts:
+        for length, v in results[f]["identify"].items():
+            L.append(f"| {f} | {length:.0f} s | {v['n']} | {_pct(v['piece'])} | {_pct(v['bar'])} | "
+                     f"{_pct(v['bar_tie'])} |")
+    L += ["", f"Targets (5 s): right piece ≥ 95 %, bar ±1 ≥ 90 %.", "",
+          f"## Following {args.follow_s:.0f} s excerpts from random starts (engine, {BLOCK}-sample blocks)", "",
+          "| soundfont | n | first right bar: median | p90 | never | notes in right bar (whole minute) "
+          "| after the first right bar | engine CPU s / audio s |", "|---|---|---|---|---|---|---|---|"]
+    for f in fonts:
+        v = results[f]["follow"]
+        L.append(f"| {f} | {v['n']} | {_sec(v['median_first'])} | {_sec(v['p90_first'])} | {v['never']} | "
+                 f"{_pct(v['share'])} | {_pct(v['share_after'])} | {v['cpu']:.3f} |")
+    L += ["", "Targets: median time to the first right bar ≤ 3 s; ≥ 90 % of notes in the right bar over the "
+          "minute.", "", f"## Recovery after splices ({args.part_s:.0f} s + {args.part_s:.0f} s)", "",
+          "| soundfont | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
+    for f in fonts:
+        for kind, v in results[f]["splice"].items():
+            L.append(f"| {f} | {kind} | {v['n']} | {_sec(v['median'])} | {_sec(v['p90'])} | {v['never']} |")
+    L += ["", "Forward: ~25 bars ahead in the same performance; backward: ~20 bars back; change: another "
+          "piece. Target: median recovery ≤ 3 s.", "", "## Pieces not in the database", "",
+          f"Left out of a second index (twins too): {', '.join(out_keys)}.", "",
+          "| soundfont | excerpt | n | rejected (\"not in database\") | highest confidence accepted |",
+          "|---|---|---|---|---|"]
+    for f in fonts:
+        for length, v in results[f]["unknown"].items():
+            mc = "-" if v["max_conf_accepted"] is None else f"{v['max_conf_accepted']:.2f}"
+            L.append(f"| {f} | {length:.0f} s | {v['n']} | {_pct(v['rejected'])} | {mc} |")
+    cpu_off = np.mean([results[f]["follow"]["cpu"] for f in fonts])
+    L += ["", "Target: ≥ 95 % rejected.", "", "## CPU", "",
+          "| mode | CPU s per audio s |", "|---|---|",
+          f"| engine offline (mean over the 60 s runs) | {cpu_off:.3f} |",
+          f"| threaded pipeline paced in real time ({args.realtime_s:.0f} s file, all threads) | {rt_cpu:.3f} |",
+          "", "Target: the whole pipeline ≤ 0.5 (50 % of one core).", ""]
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
