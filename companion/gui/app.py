@@ -171,14 +171,19 @@ def run_gui(args) -> int:
             db_path = str(ensure_default_db())
         except Exception as exc:  # DatabaseError or a failed build: shown, the window still opens
             window.show_message("Score database", f"The default database could not be built: {exc}")
+    from companion.gui.window import identification_available
+    from companion.gui.worker import warm_up
+
+    # load numba's tracker (and torch, when the piece may be identified) before the window shows, so
+    # that it does not freeze when following starts
+    if not args.positions:
+        warm_up(transcriber=not args.piece and identification_available())
     if batch:
         window.resize(1400, 900)  # screenshots have a fixed size (the window remembers the user's)
     window.show()  # lay the score out for the window's real size
     app.processEvents()
     if db_path:
         window.open_database(db_path)
-    from companion.gui.window import identification_available
-
     if args.piece:
         _resolve_piece(window, args.piece)
     elif args.input and window.db is not None and identification_available():

@@ -378,19 +378,19 @@ class MainWindow(QMainWindow):
             if play:
                 self.show_info("MIDI files are followed silently")
             return self.follow_midi(path=path, realtime=realtime, stop_at_s=stop_at_s)
-        from companion.audio.sources import AudioError, load_audio
+        from companion.audio.sources import load_audio
         from companion.gui.worker import AudioPlayer, paced_blocks
 
-        try:
-            signal = load_audio(path, sample_rate=44100)
-        except AudioError as exc:
-            self.show_message("Audio file", str(exc))
+        if not Path(path).is_file():
+            self.show_message("Audio file", f"{path}: no such file")
             return False
-        bridge = self.bridge
-        player = AudioPlayer(signal, 44100) if play else None
-        job = self._make_job(lambda stop: paced_blocks(signal, 44100, realtime=realtime, stop=stop), stop_at_s=stop_at_s)
+        bridge, loaded = self.bridge, {}
+        job = self._make_job(lambda stop: paced_blocks(loaded["signal"], 44100, realtime=realtime, stop=stop),
+                             stop_at_s=stop_at_s)
 
-        def make(stop):
+        def make(stop):  # decoding runs here, in the worker thread: the window never waits for it
+            loaded["signal"] = load_audio(path, sample_rate=44100)  # AudioFileError -> a message
+            player = AudioPlayer(loaded["signal"], 44100) if play else None
             if player is not None and not player.start():
                 bridge.post_info(player.error)
             try:

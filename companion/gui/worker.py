@@ -18,9 +18,40 @@ import numpy as np
 from companion.score.model import Piece
 
 __all__ = ["LatestQueue", "FollowWorker", "audio_positions", "identify_then_follow", "NotIdentified",
-           "AudioPlayer", "level_dbfs", "paced_blocks"]
+           "AudioPlayer", "level_dbfs", "paced_blocks", "warm_up"]
 
 log = logging.getLogger(__name__)
+
+
+def warm_up(*, transcriber: bool = False) -> None:
+    """Load the pipeline's heavy parts now (in the GUI thread, before the window shows).
+
+    Their first use otherwise happens in the worker thread, and importing numba's compiled tracker
+    (about 1 s) or torch (about 3 s here) holds the interpreter lock for long stretches: the window
+    would freeze when the player starts. Failures are logged; the job reports them when it runs.
+    """
+    from companion.score.model import BAR_DTYPE, NOTE_DTYPE, PieceMeta
+
+    try:
+        from companion.tracking.follower import Follower
+
+        notes = np.zeros(8, NOTE_DTYPE)
+        notes["onset_quarters"] = notes["onset_s"] = np.arange(8) * 0.5
+        notes["duration_quarters"] = 0.5
+        notes["pitch"] = 60 + np.arange(8)
+        bars = np.zeros(1, BAR_DTYPE)
+        bars[0] = (0.0, 0.0, "1", "")
+        follower = Follower(Piece(PieceMeta("warm-up", "", ""), notes, bars))  # loads the compiled kernels
+        follower.process(np.zeros(4410, np.float32))
+    except Exception:  # the follow job will report it
+        log.debug("warming up the tracker failed", exc_info=True)
+    if transcriber:
+        try:
+            from companion.transcription.transcriber import Transcriber
+
+            Transcriber()
+        except Exception:
+            log.debug("warming up the transcriber failed", exc_info=True)
 
 
 class LatestQueue:
