@@ -437,7 +437,6 @@ class Engine:
             return Hypothesis(self._current.piece, self._midi_score_s(now), self._current.tempo, 1.0, now)
         if self._follower is None or self._last is None or self._last.score_quarters is None:
             return None
-        pc = self.piece(self._follower_piece)
         s = self._to_s(self._follower_piece, self._last.score_quarters)
         return Hypothesis(self._follower_piece, s, float(self._last.tempo), 1.0, now)
 
