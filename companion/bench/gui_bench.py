@@ -17,6 +17,8 @@ default window size; a music21 corpus piece when ASAP is absent):
   is prefetched before a turn needs it.
 * **event to repaint**: from a position put into the keep-latest queue by another thread to the end
   of the paint event that shows it (the bridge's 16 ms timer included).
+* **live**: the demo recording followed in real time by the chroma tracker in the worker thread, as
+  in the app; the intervals of a 10 ms timer in the GUI thread show how long the window ever waits.
 
 Also here: :func:`ground_truth_positions`, the position stream that ASAP's note alignment implies
 (used by the GUI tests when no tracker is available and to drive this benchmark).
@@ -117,6 +119,41 @@ def _ms(xs: list[float]) -> str:
     return f"{1000 * statistics.median(xs):.1f} / {1000 * p95:.1f} / {1000 * xs[-1]:.1f}"
 
 
+def _live_stalls(win, app, seconds: float):
+    """Follow ``assets/demo.ogg`` in BWV 846 in real time (as the app does, played to the speakers when
+    there are any) and record the intervals of a 10 ms timer in the GUI thread."""
+    import music21
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from companion.gui.worker import warm_up
+    from companion.score.load import load_score
+
+    demo = Path(__file__).resolve().parents[2] / "assets" / "demo.ogg"
+    warm_up()
+    win.open_score(load_score(Path(music21.__file__).parent / "corpus" / "bach" / "bwv846.mxl"))
+    gaps: list[float] = []
+    shown = [0]
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    win.bridge.position.connect(lambda _p: shown.__setitem__(0, shown[0] + 1))
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    win.follow_file(str(demo), play=True, realtime=True)
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+    timer.stop()
+    win.bridge.stop()
+    return gaps, shown[0], f"assets/demo.ogg followed in BWV 846 for {seconds:.0f} s in real time"
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -124,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="cold opens to time")
     ap.add_argument("--pages", type=int, default=2, choices=(1, 2), help="pages per view")
     ap.add_argument("--size", default="1400x900", help="window size WxH")
+    ap.add_argument("--live-seconds", type=float, default=20.0,
+                    help="follow the demo recording in real time for this long and time the event loop's "
+                         "stalls (0: skip)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -239,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         if after:
             latency.append(after[0] - ts)
 
+    live = _live_stalls(win, app, args.live_seconds) if args.live_seconds > 0 else None
+
     name = str(score)
     if "asap" in name:
         name = name[name.index("asap"):]
@@ -254,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| same, CPU time (set_bar + events + paint) | {_ms(update_cpu_s)} | {len(update_cpu_s)} | |")
     print(f"| highlight update with a page turn | {_ms(turn_s)} | {len(turn_s)} | |")
     print(f"| position event (other thread) -> repaint done | {_ms(latency)} | {len(latency)} | |")
+    if live is not None:
+        gaps, n_pos, desc = live
+        print(f"\nLive: {desc}. The event loop's 10 ms timer, {len(gaps)} ticks: gaps median / p95 / max "
+              f"{_ms(gaps)} ms; gaps over 50 ms: {sum(g > 0.05 for g in gaps)}; "
+              f"positions shown: {n_pos}.")
     if missed_paint:
         print(f"\n({missed_paint} updates painted nothing within the timed event processing)")
     win.close()
