@@ -37,8 +37,8 @@ from companion.engine import Analysis, Engine, NoteBlock
 from companion.events import PERF_NOTE_DTYPE, NoteEvent
 from companion.tracking.follower import ScorePosition
 
-__all__ = ["LatestQueue", "Input", "open_input", "blocks", "midi_blocks", "run_offline", "Pipeline",
-           "BLOCK_S"]
+__all__ = ["LatestQueue", "Input", "open_input", "blocks", "midi_blocks", "run_offline", "iter_positions",
+           "Pipeline", "BLOCK_S"]
 
 log = logging.getLogger(__name__)
 
@@ -216,19 +216,33 @@ def run_offline(items: Iterable[Any], engine: Engine, *, finite: bool = True,
     list of ScorePosition
         One per block (plus one for the flush).
     """
-    engine.reset()
     out: list[ScorePosition] = []
-    for item in items:
-        for pos in engine.process(item):
-            out.append(pos)
-            if on_position is not None:
-                on_position(pos)
-    if finite:
-        for pos in engine.flush():
-            out.append(pos)
-            if on_position is not None:
-                on_position(pos)
+    for pos in iter_positions(items, engine, finite=finite):
+        out.append(pos)
+        if on_position is not None:
+            on_position(pos)
     return out
+
+
+def iter_positions(items: Iterable[Any], engine: Engine, *, finite: bool = True,
+                   stop: threading.Event | None = None) -> Iterator[ScorePosition]:
+    """The positions of :func:`run_offline`, one at a time, in the caller's thread (e.g. a GUI worker:
+    ``FollowWorker(lambda stop: (p.to_json() for p in iter_positions(blocks(inp, stop=stop), engine)))``).
+
+    Parameters
+    ----------
+    items, engine, finite
+        As :func:`run_offline` (the engine is reset first).
+    stop : threading.Event, optional
+        End early (no flush) once set.
+    """
+    engine.reset()
+    for item in items:
+        if stop is not None and stop.is_set():
+            return
+        yield from engine.process(item)
+    if finite:
+        yield from engine.flush()
 
 
 # ----------------------------------------------------------------------------------------- threaded
