@@ -447,10 +447,11 @@ class MainWindow(QMainWindow):
         self._on_finished(0)
 
     def _on_finished(self, _n: int) -> None:
+        """The job ended: the last state and bar stay shown (a screenshot shows them); no job, no state."""
         self.start_action.setText("▶  Follow")
         self.level.setValue(-60)
-        if self.state != "idle" and not self.bridge.running:
-            self.set_state("idle" if self.last_position is None else self.state)
+        if self.last_position is None and not self.bridge.running:
+            self.set_state("idle")
 
     def on_level(self, dbfs: float) -> None:
         self.level.setValue(int(max(min(dbfs, 0), -60)))
