@@ -64,6 +64,18 @@ def test_qt_svg_flattens_nested_text_spans():
     assert '<text x="7" y="8" font-size="0px" />' in out  # self-closing text untouched
 
 
+def test_qt_svg_writes_music_font_dynamics_as_letters():
+    """QtSvg has no SMuFL font: a "p" dynamic glyph becomes a bold italic p, other glyphs are left out."""
+    svg = ('<svg viewBox="0 0 10 10"><svg class="definition-scale" viewBox="0 0 100 100">'
+           '<text x="1" y="2" font-size="0px"><tspan class="text"><tspan font-family="Leipzig" '
+           'font-size="720px" letter-spacing="90px">\ue520\ue522</tspan><tspan font-size="405px"> espressivo</tspan>'
+           '</tspan></text><text x="3" y="4"><tspan font-family="Leipzig">\ue4e5</tspan></text></svg></svg>')
+    out = qt_svg(svg)
+    assert ('<tspan class="text" font-family="Times, serif" font-style="italic" font-weight="bold" '
+            'font-size="432px">pf</tspan><tspan class="text" font-size="405px"> espressivo</tspan>') in out
+    assert "\ue4e5" not in out and "\ue520" not in out and 'letter-spacing' not in out
+
+
 def test_svg_systems_lists_measures_per_system():
     assert svg_systems(TINY) == [["mA", "mB"], ["mC"]]
     assert svg_systems("<svg/>") == []

@@ -86,9 +86,33 @@ def _flatten_text(m: re.Match) -> str:
             attrs: dict[str, str] = {}
             for level, a in enumerate(stack):
                 attrs.update({k: v for k, v in a.items() if k != "id" or level == len(stack) - 1})
+            text = tok.group(0)
+            if "Leipzig" in attrs.get("font-family", "") or "Bravura" in attrs.get("font-family", ""):
+                text, attrs = _smufl_as_text(text, attrs)
+                if not text:
+                    continue
             joined = " ".join(f'{k}="{v}"' for k, v in attrs.items())
-            out.append(f"<tspan {joined}>{tok.group(0)}</tspan>" if attrs else tok.group(0))
+            out.append(f"<tspan {joined}>{text}</tspan>" if attrs else text)
     return f"<text{m.group(1)}>{''.join(out)}</text>"
+
+
+#: SMuFL dynamics (U+E520..E526) as the letters they draw; QtSvg has no music font for the glyphs
+_SMUFL_DYNAMICS = {"\ue520": "p", "\ue521": "m", "\ue522": "f", "\ue523": "r", "\ue524": "s", "\ue525": "z",
+                   "\ue526": "n"}
+
+
+def _smufl_as_text(text: str, attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Text in verovio's music font, for QtSvg: dynamics become bold italic serif letters, other music
+    glyphs are left out (they would be drawn as empty boxes)."""
+    letters = "".join(_SMUFL_DYNAMICS.get(c, "") for c in text if c in _SMUFL_DYNAMICS or not c.isspace())
+    if not letters or len(letters) != len(text.strip()):
+        return "", attrs
+    size = re.match(r"([\d.]+)px", attrs.get("font-size", ""))
+    out = {k: v for k, v in attrs.items() if k not in ("font-family", "font-style", "letter-spacing", "font-size")}
+    out.update({"font-family": "Times, serif", "font-style": "italic", "font-weight": "bold"})
+    if size:
+        out["font-size"] = f"{float(size.group(1)) * 0.6:.0f}px"
+    return letters, out
 
 
 def _flatten_tspans(svg: str) -> str:
