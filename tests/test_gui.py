@@ -351,12 +351,12 @@ def _demo_bar_number(t: float) -> int:
 
 
 def test_identifies_the_demo_then_follows_it(window, tmp_path, app):
-    """No piece chosen: the first 10 s of the demo recording are transcribed and identified, the piece
-    is shown, and the highlight follows (to within a bar of the generator's tempo map)."""
+    """No piece chosen: the engine identifies the demo recording while listening, the window opens the
+    piece its positions name, and the highlight follows (to within a bar of the generator's tempo map)."""
     from companion.gui.window import identification_available
 
     if not identification_available():
-        pytest.skip("the fingerprint identifier is not installed")
+        pytest.skip("the engine (identifier, transcriber) is not installed")
     from companion.db import build_database
 
     demo = Path(__file__).resolve().parents[1] / "assets" / "demo.ogg"

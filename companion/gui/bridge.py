@@ -34,8 +34,6 @@ class Bridge(QObject):
         Messages for the user.
     finished(int)
         The job ended (number of positions produced).
-    piece(int)
-        The job identified the piece: its database id (``("piece", pid)`` events).
     """
 
     position = Signal(dict)
@@ -43,7 +41,6 @@ class Bridge(QObject):
     error = Signal(str)
     info = Signal(str)
     finished = Signal(int)
-    piece = Signal(int)
 
     def __init__(self, parent: QObject | None = None, *, interval_ms: int = 16) -> None:
         super().__init__(parent)
@@ -115,8 +112,6 @@ class Bridge(QObject):
                 self.error.emit(str(payload))
             elif kind == "info":
                 self.info.emit(str(payload))
-            elif kind == "piece":
-                self.piece.emit(int(payload))
             elif kind == "finished":
                 self.finished.emit(int(payload))
         if not self.running and self.events.empty():

@@ -1,15 +1,19 @@
 """What the window can listen to, and the follow jobs it starts (no Qt here).
 
 A job is a callable ``job(stop_event) -> iterable of position dicts`` that the
-:class:`~companion.gui.bridge.Bridge` runs in its worker thread.
+:class:`~companion.gui.bridge.Bridge` runs in its worker thread. With a chosen piece, the job follows
+it with the chroma tracker (audio, or MIDI rendered to spectrogram frames); without one, the engine
+(:mod:`companion.engine`, issue 5) identifies the piece while listening and follows it, re-identifying
+after jumps; its positions name the piece (``source``), and the window opens it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 from typing import Any, Callable, Iterable
+
+import numpy as np
 
 from companion.gui.worker import LatestQueue
 from companion.score.model import Piece
@@ -23,34 +27,65 @@ Job = Callable[[Any], Iterable[dict]]
 
 
 def audio_job(blocks: Callable[[Any], Iterable], *, piece: Piece | None, db: Any, levels: LatestQueue,
-              events: queue.Queue, stop_at_s: float | None = None) -> Job:
-    """Follow audio blocks (``blocks(stop)``) in ``piece``; with a ``db``, identify the piece first."""
-    from companion.gui.worker import audio_positions, identify_then_follow
+              stop_at_s: float | None = None, finite: bool = True) -> Job:
+    """Follow audio blocks (``blocks(stop)``, :class:`~companion.audio.sources.AudioBlock`) in
+    ``piece``; with a ``db`` instead, the engine (:class:`companion.engine.Engine`) identifies the
+    piece while listening, follows it, and re-identifies after jumps."""
+    from companion.gui.worker import audio_positions, level_dbfs
 
-    if db is not None:
-        return lambda stop: identify_then_follow(db, blocks(stop), on_piece=lambda pid: events.put(("piece", pid)),
-                                                 on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
-    return lambda stop: audio_positions(piece, blocks(stop), on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
+    if db is None:
+        return lambda stop: audio_positions(piece, blocks(stop), on_level=levels.put, stop_at_s=stop_at_s,
+                                            stop=stop)
+
+    def samples(stop):
+        for block in blocks(stop):
+            levels.put(level_dbfs(block.samples))
+            yield block.samples
+            if stop_at_s is not None and (block.start_sample + len(block.samples)) / block.sample_rate >= stop_at_s:
+                return
+
+    return lambda stop: _engine_positions(db, samples(stop), midi=False, finite=finite, stop=stop)
 
 
-def midi_job(notes: Callable[[Any], Iterable], *, piece: Piece | None, db: Any, levels: LatestQueue,
-             events: queue.Queue, stop_at_s: float | None = None) -> Job:
-    """Follow MIDI note events (``notes(stop)``) in ``piece``; with a ``db``, identify the piece first."""
-    from companion.gui.midi_follow import identify_then_follow_midi, midi_positions
+def midi_job(notes: Callable[[Any], Any], *, piece: Piece | None, db: Any, levels: LatestQueue,
+             stop_at_s: float | None = None, finite: bool = True) -> Job:
+    """Follow MIDI notes in ``piece`` (``notes(stop)``: a :class:`~companion.audio.midi.MidiSource`);
+    with a ``db`` instead, the engine identifies the piece from the notes and follows it."""
+    from companion.gui.midi_follow import midi_positions
 
-    if db is not None:
-        return lambda stop: identify_then_follow_midi(db, notes(stop), on_level=levels.put, stop=stop,
-                                                      on_piece=lambda pid: events.put(("piece", pid)),
-                                                      stop_at_s=stop_at_s)
-    return lambda stop: midi_positions(piece, notes(stop), on_level=levels.put, stop_at_s=stop_at_s, stop=stop)
+    if db is None:
+        return lambda stop: midi_positions(piece, notes(stop), on_level=levels.put, stop_at_s=stop_at_s,
+                                           stop=stop)
+
+    def note_blocks(stop):
+        from companion.pipeline import Input, blocks
+
+        for nb in blocks(Input(notes(stop), midi=True, finite=finite, name="midi"), stop=stop):
+            if len(nb.notes):
+                levels.put(float(20.0 * np.log10(max(int(nb.notes["velocity"].max()), 1) / 127.0)))
+            yield nb
+            if stop_at_s is not None and nb.end_s >= stop_at_s:
+                return
+
+    return lambda stop: _engine_positions(db, note_blocks(stop), midi=True, finite=finite, stop=stop)
+
+
+def _engine_positions(db: Any, items: Iterable, *, midi: bool, finite: bool, stop) -> Iterable[dict]:
+    from companion.engine import Engine
+    from companion.pipeline import iter_positions
+
+    engine = Engine(db, midi=midi)
+    for pos in iter_positions(items, engine, finite=finite, stop=stop):
+        yield pos.to_json()
 
 
 def identification_available() -> bool:
-    """Whether the fingerprint identifier and the transcriber are installed."""
+    """Whether the engine (identifier, transcriber, tracker) is installed."""
     import importlib.util
 
     return all(importlib.util.find_spec(m) is not None
-               for m in ("companion.fingerprint.identify", "companion.transcription.transcriber"))
+               for m in ("companion.engine", "companion.pipeline", "companion.fingerprint.identify",
+                         "companion.transcription.transcriber"))
 
 
 def changed_since_build(db, pid: int) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 
 from companion.score.model import Piece
 
-__all__ = ["MidiSpectrogram", "midi_positions", "identify_then_follow_midi"]
+__all__ = ["MidiSpectrogram", "midi_positions"]
 
 log = logging.getLogger(__name__)
 
@@ -138,67 +138,3 @@ def midi_positions(piece: Piece, events: Iterable, *, follower: Any = None,
     result = follower.process_spec(synth.process(end))
     if len(result):
         yield follower.position(result, len(result) - 1, end).to_json()
-
-
-def identify_then_follow_midi(db: Any, events: Iterable, *, identify_s: float = 10.0,
-                              on_piece: Callable[[int], None], on_level: Callable[[float], None] | None = None,
-                              stop_at_s: float | None = None, stop: threading.Event | None = None,
-                              identifier: Any = None) -> Iterator[dict]:
-    """Identify the piece from the notes of the first ``identify_s`` seconds, then follow the rest.
-
-    Raises
-    ------
-    companion.gui.worker.NotIdentified
-        When nothing in the database matches.
-    """
-    from companion.events import perf_notes
-    from companion.gui.worker import NotIdentified
-    from companion.tracking.follower import Follower
-
-    it = iter(events)
-    head = []
-    first = None
-    for ev in it:
-        if stop is not None and stop.is_set():
-            return
-        head.append(ev)
-        first = ev.onset_s if first is None else first
-        if on_level is not None:
-            on_level(_level(ev.velocity))
-        yield {"t": round(float(ev.onset_s), 3), "state": "searching", "source": None, "measure": None,
-               "measure_offset": None, "score_quarters": None, "tempo": 1.0, "confidence": 0.0}
-        if ev.onset_s - first >= identify_s or (stop_at_s is not None and ev.onset_s >= stop_at_s):
-            break
-    if not head:
-        return
-    notes = perf_notes(head)
-    if identifier is None:
-        from companion.fingerprint.identify import Identifier
-
-        identifier = Identifier(db)
-    matches = identifier.identify(notes, top_k=3)
-    if not matches:
-        raise NotIdentified(f"The first {len(notes)} notes match no piece in the database. "
-                            "Pick the piece in the library, or add its score.")
-    best = matches[0]
-    pid = db.find(best.source)
-    piece = db.piece(pid)
-    log.info("identified %s at bar %s (confidence %.2f)", best.source, best.measure, best.confidence)
-    on_piece(pid)
-    follower = Follower(piece)
-    follower.seed(float(best.score_quarters), float(best.tempo_ratio))
-    # the seed is at the last note heard: render from there on (the notes before it are not replayed)
-    t_last = float(notes["onset_s"][-1])
-
-    def rest():
-        yield from (ev for ev in head if ev.onset_s >= t_last - 0.05)  # the chord the seed is at
-        yield from it
-
-    class _Shift:  # the follower's clock starts at the seed; report positions on the input's clock
-        def __init__(self, ev):
-            self.onset_s, self.pitch, self.velocity = ev.onset_s - t_last, ev.pitch, ev.velocity
-
-    for pos in midi_positions(piece, (_Shift(ev) for ev in rest()), follower=follower, on_level=on_level,
-                              stop_at_s=None if stop_at_s is None else stop_at_s - t_last, stop=stop):
-        pos["t"] = round(pos["t"] + t_last, 3)
-        yield pos

@@ -4,8 +4,8 @@ Following runs in the bridge's worker thread (:mod:`companion.gui.bridge`); the 
 its signals. Inputs: an audio device (:class:`~companion.audio.sources.SoundDeviceSource`), a MIDI
 keyboard (:class:`~companion.audio.midi.MidiSource`), or an audio file played to the speakers while it
 is followed (a MIDI file is followed silently). Without a chosen piece (or with "Identify the piece
-automatically"), the first 10 s are identified against the database first
-(:func:`companion.gui.worker.identify_then_follow`), a stand-in for the live engine of issue 5.
+automatically"), the engine (:mod:`companion.engine`) identifies the piece while listening, follows
+it and re-identifies after jumps; the window opens the piece its positions name.
 """
 
 from __future__ import annotations
@@ -81,7 +81,6 @@ class MainWindow(QMainWindow):
         self.bridge.error.connect(lambda m: self.show_message("Input", m))
         self.bridge.info.connect(self.show_info)
         self.bridge.finished.connect(self._on_finished)
-        self.bridge.piece.connect(self.on_identified)
         self._make_toolbar()
         self._make_statusbar()
         for keys, step in ((("Left", "Up", "PgUp"), -1), (("Right", "Down", "PgDown", "Space"), +1)):
@@ -324,21 +323,28 @@ class MainWindow(QMainWindow):
             return False
         return True
 
-    def _make_job(self, blocks, *, stop_at_s: float | None = None):
+    def _make_job(self, blocks, *, stop_at_s: float | None = None, finite: bool = True):
         """The follow job for an audio block source: identify first when asked to, else follow the piece."""
         return audio_job(blocks, piece=self.piece, db=self.db if self._identify() else None,
-                         levels=self.bridge.levels, events=self.bridge.events, stop_at_s=stop_at_s)
+                         levels=self.bridge.levels, stop_at_s=stop_at_s, finite=finite)
 
-    def on_identified(self, pid: int) -> None:
-        """The follow job recognised database piece ``pid``: show it without stopping the job."""
+    def _open_followed(self, source: str) -> None:
+        """The follow job reports a piece that is not shown: show it without stopping the job."""
+        if self.db is None:
+            return
+        try:
+            pid = self.db.find(source)
+        except KeyError:
+            log.warning("the follower reports %s, which is not in the open database", source)
+            return
         self.open_piece(pid, keep_following=True)
         if self.piece is not None:
             self.show_info(f"Identified: {self.piece.meta.title}")
 
-    def _make_midi_job(self, events, *, stop_at_s: float | None = None):
+    def _make_midi_job(self, events, *, stop_at_s: float | None = None, finite: bool = True):
         """Like :meth:`_make_job` for MIDI note events."""
         return midi_job(events, piece=self.piece, db=self.db if self._identify() else None,
-                        levels=self.bridge.levels, events=self.bridge.events, stop_at_s=stop_at_s)
+                        levels=self.bridge.levels, stop_at_s=stop_at_s, finite=finite)
 
     def follow_midi(self, *, port: str | None = None, path: str | None = None, realtime: bool = True,
                     stop_at_s: float | None = None) -> bool:
@@ -355,7 +361,7 @@ class MainWindow(QMainWindow):
             return False
         if port is not None:
             self.settings.input_device = port
-        job = self._make_midi_job(lambda stop: source, stop_at_s=stop_at_s)
+        job = self._make_midi_job(lambda stop: source, stop_at_s=stop_at_s, finite=path is not None)
 
         def make(stop):
             try:
@@ -411,7 +417,7 @@ class MainWindow(QMainWindow):
 
         self.settings.input_device = device or ""
         source = SoundDeviceSource(device or None)
-        job = self._make_job(lambda stop: iter(source))
+        job = self._make_job(lambda stop: iter(source), finite=False)
 
         def make(stop):
             try:
@@ -464,7 +470,10 @@ class MainWindow(QMainWindow):
         tempo = pos.get("tempo")
         self.conf_label.setText(f"confidence {conf:.0%}" if conf is not None else "")
         self.tempo_label.setText(f"tempo ×{tempo:.2f}" if tempo else "")
-        if self.piece is None or pos.get("source") not in (None, self.piece.meta.source):
+        src = pos.get("source")
+        if src and (self.piece is None or src != self.piece.meta.source):
+            self._open_followed(src)  # the engine identified (another) piece: show it
+        if self.piece is None or src not in (None, self.piece.meta.source):
             return
         self.view.set_dimmed(pos.get("state") != "tracking")
         bar = bar_of_quarters(self.piece, pos.get("score_quarters"))

@@ -17,8 +17,8 @@ import numpy as np
 
 from companion.score.model import Piece
 
-__all__ = ["LatestQueue", "FollowWorker", "audio_positions", "identify_then_follow", "NotIdentified",
-           "AudioPlayer", "level_dbfs", "paced_blocks", "warm_up"]
+__all__ = ["LatestQueue", "FollowWorker", "audio_positions", "AudioPlayer", "level_dbfs", "paced_blocks",
+           "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +136,6 @@ def audio_positions(piece: Piece, blocks: Iterable, *, on_level: Callable[[float
         yield follower.position(result, len(result) - 1, t).to_json()
 
 
-class NotIdentified(Exception):
-    """The first seconds of the input matched no piece of the database (the message says so)."""
-
-
 def paced_blocks(signal: np.ndarray, sample_rate: int, *, block_size: int = 2048, realtime: bool = False,
                  stop: threading.Event | None = None) -> Iterator:
     """Blocks of a signal, each yielded no earlier than its end time when ``realtime`` (a late consumer
@@ -160,94 +156,6 @@ def paced_blocks(signal: np.ndarray, sample_rate: int, *, block_size: int = 2048
         if stop is not None and stop.is_set():
             return
         yield AudioBlock(block, start, sample_rate)
-
-
-def identify_then_follow(db: Any, blocks: Iterable, *, identify_s: float = 10.0,
-                         on_piece: Callable[[int], None], on_level: Callable[[float], None] | None = None,
-                         stop_at_s: float | None = None, stop: threading.Event | None = None,
-                         transcriber: Any = None, identifier: Any = None) -> Iterator[dict]:
-    """Identify the piece from the first ``identify_s`` seconds of the input, then follow it.
-
-    A stand-in for the live engine (issue 5) that the GUI uses when no piece was chosen: the first
-    seconds are transcribed (:class:`~companion.transcription.transcriber.Transcriber`) and identified
-    (:class:`~companion.fingerprint.identify.Identifier`); the follower is seeded where the best match
-    puts the player at the end of those seconds, and follows the rest of the input.
-
-    Parameters
-    ----------
-    db : Database
-    blocks : iterable of AudioBlock
-    identify_s : float
-        Seconds of input to identify from.
-    on_piece : callable
-        Called with the piece id once identified (before its positions are yielded).
-
-    Yields
-    ------
-    dict
-        ``"searching"`` positions while listening, then the follower's positions.
-
-    Raises
-    ------
-    NotIdentified
-        When nothing in the database matches.
-    """
-    from companion.tracking.follower import Follower
-
-    made: dict[str, Any] = {}
-
-    def prepare() -> None:  # load the network while the first seconds are heard
-        try:
-            if transcriber is None:
-                from companion.transcription.transcriber import Transcriber
-
-                made["transcriber"] = Transcriber()
-            if identifier is None:
-                from companion.fingerprint.identify import Identifier
-
-                made["identifier"] = Identifier(db)
-        except Exception as exc:  # re-raised in the worker below
-            made["error"] = exc
-
-    preparing = threading.Thread(target=prepare, name="companion-identify-setup", daemon=True)
-    preparing.start()
-    it = iter(blocks)
-    head: list[np.ndarray] = []
-    t, sample_rate = 0.0, 44100
-    for block in it:
-        if stop is not None and stop.is_set():
-            return
-        head.append(block.samples)
-        sample_rate = block.sample_rate
-        t = (block.start_sample + len(block.samples)) / sample_rate
-        if on_level is not None:
-            on_level(level_dbfs(block.samples))
-        yield {"t": round(t, 3), "state": "searching", "source": None, "measure": None, "measure_offset": None,
-               "score_quarters": None, "tempo": 1.0, "confidence": 0.0}
-        if t >= identify_s or (stop_at_s is not None and t >= stop_at_s):
-            break
-    if not head:
-        return
-    preparing.join()
-    if "error" in made:
-        raise made["error"]
-    transcriber = transcriber or made["transcriber"]
-    identifier = identifier or made["identifier"]
-    notes = transcriber.transcribe(np.concatenate(head))
-    matches = identifier.identify(notes, top_k=3) if len(notes) else []
-    if not matches:
-        raise NotIdentified(f"The first {t:.0f} s ({len(notes)} notes heard) match no piece in the database. "
-                            "Pick the piece in the library, or add its score.")
-    best = matches[0]
-    pid = db.find(best.source)
-    piece = db.piece(pid)
-    last_onset = float(notes["onset_s"][-1])
-    score_s = float(piece.quarters_to_seconds(best.score_quarters)) + (t - last_onset) * best.tempo_ratio
-    log.info("identified %s at bar %s (confidence %.2f)", best.source, best.measure, best.confidence)
-    on_piece(pid)
-    follower = Follower(piece)
-    follower.seed(float(piece.seconds_to_quarters(score_s)), float(best.tempo_ratio))
-    yield from audio_positions(piece, it, on_level=on_level, stop_at_s=stop_at_s, stop=stop, follower=follower)
 
 
 class FollowWorker(threading.Thread):
@@ -286,7 +194,7 @@ class FollowWorker(threading.Thread):
             from companion.audio.sources import AudioError
             from companion.score.model import ScoreError
 
-            if isinstance(exc, (AudioError, ScoreError, NotIdentified, OSError, ValueError, KeyError)):
+            if isinstance(exc, (AudioError, ScoreError, OSError, ValueError, KeyError)):
                 msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
                 log.warning("following stopped: %s", msg)
                 self.events.put(("error", str(msg)))
