@@ -78,7 +78,7 @@ class LibraryPanel(QWidget):
         self.count.setStyleSheet("color: #6b665e;")
         self.identify = QCheckBox("Identify the piece automatically")
         self.identify.setEnabled(False)
-        self.identify.setToolTip("Needs the live engine (issue 5); for now pick the piece you will play.")
+        self.identify.setToolTip("Open a score database to identify pieces while they are played.")
         self.add = QPushButton("Add scores…")
         self.add.setToolTip("Add MusicXML, MEI, Humdrum, ABC or MIDI files (or folders) to the database")
         add_menu = QMenu(self.add)

@@ -248,8 +248,8 @@ class MainWindow(QMainWindow):
         self.settings.db = str(self.db.path)
         can = identification_available() and len(self.db.metas) > 0
         self.library.identify.setEnabled(can)
-        self.library.identify.setToolTip("Listen to the first seconds, find the piece and the bar, then follow"
-                                         if can else "Needs a database with a fingerprint index")
+        self.library.identify.setToolTip("Find the piece and the bar while listening, follow it, and find it "
+                                         "again after a jump" if can else "Needs a score database and the engine")
         return True
 
     def open_piece(self, pid: int, *, keep_following: bool = False) -> bool:
