@@ -1,0 +1,340 @@
+"""numba kernels of the identifier: hit voting and note-by-note verification of candidates."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["vote", "verify"]
+
+#: tempo factors tried around a candidate's voted tempo ratio (the vote's estimate is biased by
+#: ornaments and spread chords); 1.0 first so that ties keep the voted ratio
+_R_GRID = np.array([1.0, 0.9, 1.1, 0.8, 1.25, 0.7, 1.4])
+
+
+@njit(cache=True)
+def vote(qh, qt1, qdt, qp1, tc, bucket_start, e_piece, e_t1, e_dt12, e_p1, piece_bin_start, bin_s,
+         r_min, r_max, max_t, max_hits):  # pragma: no cover - numba
+    """Let the index hits of the query triplets vote for (piece, position of the query centre, T).
+
+    Query triplets are taken rarest hash first (the most informative ones) until ``max_hits`` index
+    entries have been looked at, which bounds the query time on large databases.
+
+    Parameters
+    ----------
+    qh, qt1, qdt, qp1 : query triplets (hash, anchor onset, Δt12, anchor pitch), shape (n_q,)
+    tc : float
+        Query time that positions refer to (the query's centre).
+    bucket_start, e_piece, e_t1, e_dt12, e_p1 : index arrays
+    piece_bin_start : int64 (n_pieces + 1,)
+        Global position-bin offsets per piece (each piece has padding bins at both ends).
+    bin_s : float
+        Width of a position bin (score seconds).
+    r_min, r_max : float
+        Admissible tempo ratios (score seconds per query second).
+    max_t : int
+        Largest |transposition| considered.
+    max_hits : int
+        Budget of index entries looked at.
+
+    Returns
+    -------
+    keys : int64 (n_cells,)   cell = global bin * (2 max_t + 1) + T + max_t
+    count : float64 (n_cells,) votes per cell
+    logr : float64 (n_cells,) sum of log tempo ratios of the votes
+    pos : float64 (n_cells,)  sum of voted positions
+    n_hits : int               index entries looked at
+    """
+    n_t = 2 * max_t + 1
+    nq = qh.shape[0]
+    sizes = np.empty(nq, dtype=np.int64)
+    for i in range(nq):
+        sizes[i] = bucket_start[qh[i] + 1] - bucket_start[qh[i]]
+    order = np.argsort(sizes, kind="mergesort")
+    total = 0
+    n_use = 0
+    for k in range(nq):
+        s = sizes[order[k]]
+        if total + s > max_hits and n_use > 0:
+            break
+        total += s
+        n_use += 1
+    bits = 10
+    while (1 << bits) < 2 * total:
+        bits += 1
+    size = 1 << bits
+    shift = np.uint64(64 - bits)
+    tkeys = np.full(size, -1, dtype=np.int64)
+    tcount = np.zeros(size, dtype=np.float64)
+    tlogr = np.zeros(size, dtype=np.float64)
+    tpos = np.zeros(size, dtype=np.float64)
+    used = np.empty(size, dtype=np.int64)
+    n_used = 0
+    mask = size - 1
+    for k in range(n_use):
+        i = order[k]
+        a = bucket_start[qh[i]]
+        b = bucket_start[qh[i] + 1]
+        q_off = qt1[i] - tc
+        for e in range(a, b):
+            r = e_dt12[e] / qdt[i]
+            if r < r_min or r > r_max:
+                continue
+            t = np.int64(e_p1[e]) - np.int64(qp1[i])
+            if t > max_t or t < -max_t:
+                continue
+            p = e_piece[e]
+            pos = e_t1[e] - r * q_off
+            nb = piece_bin_start[p + 1] - piece_bin_start[p]
+            bi = np.int64(np.floor(pos / bin_s)) + 1
+            if bi < 1:
+                bi = 1
+            elif bi > nb - 2:
+                bi = nb - 2
+            key = (piece_bin_start[p] + bi) * n_t + t + max_t
+            slot = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> shift)
+            while tkeys[slot] != -1 and tkeys[slot] != key:
+                slot = (slot + 1) & mask
+            if tkeys[slot] == -1:
+                tkeys[slot] = key
+                used[n_used] = slot
+                n_used += 1
+            tcount[slot] += 1.0
+            tlogr[slot] += np.log(r)
+            tpos[slot] += pos
+    keys = np.empty(n_used, dtype=np.int64)
+    count = np.empty(n_used, dtype=np.float64)
+    logr = np.empty(n_used, dtype=np.float64)
+    posr = np.empty(n_used, dtype=np.float64)
+    for k in range(n_used):
+        s = used[k]
+        keys[k] = tkeys[s]
+        count[k] = tcount[s]
+        logr[k] = tlogr[s]
+        posr[k] = tpos[s]
+    return keys, count, logr, posr, total
+
+
+@njit(cache=True)
+def _closest(son, spi, s, target, tol, stamp):  # pragma: no cover - numba
+    """Index of the unused score note of pitch ``target`` closest to ``s`` within ``tol`` (-1: none)."""
+    ns = son.shape[0]
+    j = np.searchsorted(son, s - tol)
+    best = -1
+    best_d = tol + 1.0
+    while j < ns and son[j] <= s + tol:
+        if spi[j] == target and stamp[j] == 0:
+            dd = abs(son[j] - s)
+            if dd < best_d:
+                best_d = dd
+                best = j
+        j += 1
+    return best
+
+
+@njit(cache=True)
+def _centre_fit(qon, qpi, son, spi, pos_c, r0, t, tc, tol, half_w, r_min, r_max, stamp):  # pragma: no cover
+    """Best tempo ratio and position near ``(r0, pos_c)`` from the notes within ``±half_w`` of the centre.
+
+    For ``r0`` times 0.7 ... 1.4: each centre note's nearest same-pitch score note within ``half_w``
+    gives a residual; the line is moved by their median and the notes are matched one-to-one within
+    ``tol`` query seconds. Returns ``(matches, r, pos)`` of the best (ties: the earlier factor, 1.0
+    first). The stamps are left clear.
+    """
+    best_m = -1
+    best_r = r0
+    best_pos = pos_c
+    nq = qon.shape[0]
+    used = np.empty(nq, dtype=np.int64)
+    res = np.empty(nq, dtype=np.float64)
+    for g in range(7):
+        r = r0 * _R_GRID[g]
+        if r < r_min or r > r_max:
+            continue
+        n_res = 0
+        for i in range(nq):
+            if abs(qon[i] - tc) <= half_w:
+                s_pred = pos_c + r * (qon[i] - tc)
+                j = _closest(son, spi, s_pred, qpi[i] + t, half_w * r, stamp)
+                if j >= 0:
+                    res[n_res] = son[j] - s_pred
+                    n_res += 1
+        pos = pos_c + (np.median(res[:n_res]) if n_res > 0 else 0.0)
+        m = 0
+        for i in range(nq):
+            if abs(qon[i] - tc) <= half_w:
+                j = _closest(son, spi, pos + r * (qon[i] - tc), qpi[i] + t, tol * r, stamp)
+                if j >= 0:
+                    stamp[j] = 1
+                    used[m] = j
+                    m += 1
+        for k in range(m):
+            stamp[used[k]] = 0
+        if m > best_m:
+            best_m = m
+            best_r = r
+            best_pos = pos
+    return best_m, best_r, best_pos
+
+
+@njit(cache=True)
+def _verify_one(qon_sorted, qpi_sorted, son, spi, pos_c, r0, t, tc, tol1, band_s, band_slope, r_min, r_max,
+                chord_tol, stamp):  # pragma: no cover
+    """Full check of one candidate; see :func:`verify`. Returns (f, end_s, ratio, matched, err)."""
+    nq = qon_sorted.shape[0]
+    _, r, pos_c = _centre_fit(qon_sorted, qpi_sorted, son, spi, pos_c, r0, t, tc, tol1, band_s, r_min, r_max,
+                              stamp)
+    a = pos_c - r * tc
+    # chords in score order (by pitch): group onsets closer than chord_tol, scaled down for fast queries so
+    # that played-fast ornaments do not merge into chords
+    tol_g = chord_tol / max(r, 1.0)
+    key = np.empty(nq, dtype=np.int64)
+    g = 0
+    g_start = qon_sorted[0]
+    for i in range(nq):
+        if qon_sorted[i] - g_start > tol_g:
+            g += 1
+            g_start = qon_sorted[i]
+        key[i] = g * 256 + qpi_sorted[i]
+    order = np.argsort(key, kind="mergesort")
+    qon = qon_sorted[order]
+    qpi = qpi_sorted[order]
+    # score notes that can be reached: the line ± the band at both ends
+    w_first = (band_s + band_slope * abs(qon[0] - tc)) * r
+    w_last = (band_s + band_slope * abs(qon[nq - 1] - tc)) * r
+    lo = np.searchsorted(son, a + r * qon[0] - w_first)
+    hi = np.searchsorted(son, a + r * qon[nq - 1] + w_last, side="right")
+    ns = hi - lo
+    if ns == 0:
+        return 0.0, a + r * qon[nq - 1], r, 0, 0.0
+    # banded longest common subsequence of the pitch sequences (monotone in time on both sides); a pair
+    # scores 1 - 0.5 |deviation from the line| / band, so that among equally long ones the closest wins
+    dp = np.zeros((nq + 1, ns + 1), dtype=np.float64)
+    for i in range(1, nq + 1):
+        s_pred = a + r * qon[i - 1]
+        w = (band_s + band_slope * abs(qon[i - 1] - tc)) * r
+        target = qpi[i - 1] + t
+        for j in range(1, ns + 1):
+            best = dp[i - 1, j]
+            if dp[i, j - 1] > best:
+                best = dp[i, j - 1]
+            if spi[lo + j - 1] == target:
+                dev = abs(son[lo + j - 1] - s_pred)
+                if dev <= w:
+                    v = dp[i - 1, j - 1] + 1.0 - 0.5 * dev / w
+                    if v > best:
+                        best = v
+            dp[i, j] = best
+    # backtrack the pairs (collected from the end)
+    pq = np.empty(nq, dtype=np.float64)
+    ps = np.empty(nq, dtype=np.float64)
+    i = nq
+    j = ns
+    m = 0
+    while i > 0 and j > 0 and dp[i, j] > 0.0:
+        if dp[i, j] == dp[i - 1, j]:
+            i -= 1
+        elif dp[i, j] == dp[i, j - 1]:
+            j -= 1
+        else:
+            pq[m] = qon[i - 1]
+            ps[m] = son[lo + j - 1]
+            m += 1
+            i -= 1
+            j -= 1
+    pq = pq[:m][::-1].copy()
+    ps = ps[:m][::-1].copy()
+    if m < 3:
+        return 0.0, a + r * qon[nq - 1], r, m, 0.0
+    # tempo: least-squares slope over all pairs; end: the last pairs carried to the last onset (median)
+    mq = pq.mean()
+    ms = ps.mean()
+    var = ((pq - mq) ** 2).sum()
+    if var > 1e-4:
+        bb = ((pq - mq) * (ps - ms)).sum() / var
+        if r_min <= bb <= r_max:
+            r = bb
+    q_last = qon_sorted[nq - 1]
+    k0 = max(0, m - 5)
+    ends = np.empty(m - k0)
+    for k in range(k0, m):
+        ends[k - k0] = ps[k] + r * (q_last - pq[k])
+    end_s = np.median(ends)
+    # score notes in the matched span (plus the unmatched tails at the query's ends)
+    s0 = ps[0] - r * (pq[0] - qon[0])
+    s1 = ps[m - 1] + r * (qon[nq - 1] - pq[m - 1])
+    n_score = np.searchsorted(son, s1 + 0.05 * r, side="right") - np.searchsorted(son, s0 - 0.05 * r)
+    f = 2.0 * m / (nq + n_score)
+    err = 0.0
+    for k in range(m):
+        err += abs(ps[k] - (a + r * pq[k]))
+    return f, end_s, r, m, err / m / r
+
+
+@njit(cache=True)
+def verify(qon, qpi, note_onset, note_pitch, piece_start, c_piece, c_pos, c_r, c_t, tc, tol1, band_s,
+           band_slope, r_min, r_max, n_refine, chord_tol):  # pragma: no cover - numba
+    """Check candidates note by note.
+
+    A candidate maps query time to score time as ``s = pos + r (q - tc)``. First the tempo ratio is
+    refined: the notes within ``±band_s`` of the centre are matched one-to-one to score notes of pitch
+    ``q + T`` within ``tol1`` query seconds for ``r`` times 0.7 ... 1.4, and the best ``r`` is kept.
+    Then the longest common subsequence of the query's and the score's pitch sequences is found, where
+    a query note may only pair with a score note within a band around the line (``band_s`` plus
+    ``band_slope`` times the distance from the centre, query seconds). The LCS is monotone in time on
+    both sides, so it follows rubato without a model of it. The confidence is the F-measure of the
+    pairs against the query notes and the score notes in the matched span.
+
+    The full check runs only for the ``n_refine`` candidates with most matches in the first, cheap
+    pass (the others get ``f = 0``).
+
+    Parameters
+    ----------
+    qon, qpi : float64, int64 (n_q,)
+        Query notes sorted by onset (then pitch).
+    note_onset, note_pitch, piece_start : index note arrays
+    c_piece, c_pos, c_r, c_t : (n_c,)
+        Candidates: piece, score position of the query centre, tempo ratio, T (score - query pitch).
+    tc : float
+        Query centre time.
+    chord_tol : float
+        Query notes closer than this (divided by the tempo ratio where it is > 1) are one chord, ordered
+        by pitch as the score's chords are.
+
+    Returns
+    -------
+    f : float64 (n_c,)       F-measure ``2 m / (n_query + n_score_in_span)``
+    end_s : float64 (n_c,)   score time at the query's last onset
+    ratio : float64 (n_c,)   fitted tempo ratio
+    matched : int64 (n_c,)
+    err : float64 (n_c,)     mean absolute timing error of the matches (query seconds)
+    """
+    n_c = c_piece.shape[0]
+    f = np.zeros(n_c)
+    end_s = np.zeros(n_c)
+    ratio = np.zeros(n_c)
+    matched = np.zeros(n_c, dtype=np.int64)
+    err = np.zeros(n_c)
+    max_len = 0
+    for k in range(n_c):
+        p = c_piece[k]
+        max_len = max(max_len, piece_start[p + 1] - piece_start[p])
+    stamp = np.zeros(max_len, dtype=np.uint8)
+    # stage 1 (cheap): matches near the query centre; only the best n_refine go on
+    m1 = np.zeros(n_c, dtype=np.int64)
+    for k in range(n_c):
+        p = c_piece[k]
+        son = note_onset[piece_start[p]:piece_start[p + 1]]
+        spi = note_pitch[piece_start[p]:piece_start[p + 1]]
+        m1[k], _, _ = _centre_fit(qon, qpi, son, spi, c_pos[k], c_r[k], c_t[k], tc, tol1, band_s, r_min,
+                               r_max, stamp)
+    order = np.argsort(-m1, kind="mergesort")
+    for kk in range(min(n_refine, n_c)):
+        k = order[kk]
+        p = c_piece[k]
+        son = note_onset[piece_start[p]:piece_start[p + 1]]
+        spi = note_pitch[piece_start[p]:piece_start[p + 1]]
+        f[k], end_s[k], ratio[k], matched[k], err[k] = _verify_one(
+            qon, qpi, son, spi, c_pos[k], c_r[k], c_t[k], tc, tol1, band_s, band_slope, r_min, r_max,
+            chord_tol, stamp)
+    return f, end_s, ratio, matched, err

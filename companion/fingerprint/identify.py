@@ -1,0 +1,261 @@
+"""Identify piece and bar from a few seconds of notes (symbolic fingerprinting, Arzt et al. 2012).
+
+A query runs in three steps:
+
+1. **Triplets.** The query notes are chord-capped and turned into triplet hashes exactly as the
+   index was (:mod:`companion.fingerprint.hashing`), plus the neighbouring τ bin for triplets near a
+   bin edge.
+2. **Vote.** Each index hit gives a tempo ratio ``r = Δt12_score / Δt12_query``, a transposition
+   ``T = p1_score - p1_query`` and the score position of the query's centre
+   ``t1_score - r (t1_query - t_centre)``. Hits vote for cells (piece, position bin, T); a cell's score
+   is its votes plus those of the neighbouring position bins (a diagonal vote that tolerates tempo
+   error).
+3. **Verify.** The best ``n_candidates`` cells are checked note by note: the query is mapped onto the
+   score (fitted line from query time to score time), and the share of notes that line up with a
+   score note of the same (transposed) pitch is measured as an F-measure over the query's notes and
+   the score's notes in the same span. This is the confidence.
+
+Cells in the same piece whose positions differ by less than ``nms_s`` are one hypothesis. Where the
+same notes occur at two places (a recapitulation), both come back with near-equal confidence. The
+query is "not in the database" (``[]``) when the best confidence is below ``min_confidence``
+(calibrated on ASAP with the pieces held out, see ``companion/bench/identify_bench.py``).
+
+References
+----------
+A. Arzt, S. Böck and G. Widmer, "Fast identification of piece and score position via symbolic
+fingerprinting", ISMIR 2012.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from companion.events import Match
+from companion.fingerprint._kernels import verify, vote
+from companion.fingerprint.hashing import extract_triplets
+
+__all__ = ["IdentifyParams", "Identifier", "Candidate"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IdentifyParams:
+    """Query-time parameters (they need no rebuild of the index).
+
+    Parameters
+    ----------
+    tau_neighbour_margin : float
+        Triplets whose τ lies within this fraction of a bin of a bin edge also look up the neighbour bin.
+    bin_s : float
+        Width of the position bins of the vote, score seconds.
+    r_min, r_max : float
+        Admissible tempo ratios (query speed / score speed).
+    max_transposition : int
+        Largest transposition considered, semitones.
+    max_hits : int
+        Budget of index entries looked at per query; query triplets are taken rarest hash first.
+    n_candidates : int
+        Cells verified note by note (a first, cheap pass).
+    n_refine : int
+        Candidates with most matches in the first pass that get the full check (fit, local correction).
+    tol1_s : float
+        Matching tolerance (query seconds) when refining a candidate's tempo near the query centre.
+    band_s, band_slope : float
+        A query note may pair with a score note within ``band_s + band_slope * |q - centre|`` query
+        seconds of the candidate's line (the band of the longest-common-subsequence check).
+    min_confidence : float
+        Below this, a hypothesis is not reported; no hypothesis above it means "not in the database".
+    nms_s : float
+        Hypotheses of the same piece closer than this (score seconds, at the query's end) are merged.
+    """
+
+    tau_neighbour_margin: float = 0.2
+    bin_s: float = 1.0
+    r_min: float = 0.35
+    r_max: float = 3.0
+    max_transposition: int = 12
+    max_hits: int = 30_000
+    n_candidates: int = 200
+    n_refine: int = 24
+    tol1_s: float = 0.3
+    band_s: float = 1.0
+    band_slope: float = 0.15
+    min_confidence: float = 0.45
+    nms_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A verified hypothesis before it is turned into a :class:`~companion.events.Match`."""
+
+    piece: int
+    confidence: float
+    score_end_s: float  # score seconds (score tempo) at the query's last onset
+    tempo_ratio: float
+    transposition: int  # query pitch - score pitch
+    votes: int
+    matched: int
+    error_s: float  # mean absolute timing error of the matched notes, query seconds
+
+
+class Identifier:
+    """Identify piece and position of a note sequence against a database.
+
+    Parameters
+    ----------
+    db
+        Anything with ``.index`` (a :class:`~companion.fingerprint.index.FingerprintIndex`), ``.metas``
+        (list of :class:`~companion.score.model.PieceMeta`) and ``.piece(pid)`` (a
+        :class:`~companion.score.model.Piece`), e.g. a :class:`companion.db.Database`.
+    params : IdentifyParams, optional
+
+    Notes
+    -----
+    A plain object without threads. It is deterministic: the same query gives the same answer.
+    """
+
+    def __init__(self, db: Any, *, params: IdentifyParams | None = None) -> None:
+        self.db = db
+        self.params = params or IdentifyParams()
+        self.index = db.index
+        ix = self.index
+        ps = np.asarray(ix.piece_start)
+        onsets = ix.note_onset_s
+        last = np.zeros(ix.n_pieces)
+        nonempty = ps[1:] > ps[:-1]
+        last[nonempty] = np.asarray(onsets)[ps[1:][nonempty] - 1]
+        n_bins = np.ceil(np.maximum(last, 0.0) / self.params.bin_s).astype(np.int64) + 3
+        self._piece_bin_start = np.concatenate([[0], np.cumsum(n_bins)]).astype(np.int64)
+        self._pieces: dict[int, Any] = {}
+
+    def reset(self) -> None:
+        """Forget cached pieces (the identifier keeps no other state between queries)."""
+        self._pieces.clear()
+
+    def process(self, notes: np.ndarray) -> list[Match]:
+        """Same as :meth:`identify` with the default ``top_k``."""
+        return self.identify(notes)
+
+    # -----------------------------------------------------------------------------------------------
+    def candidates(self, notes: np.ndarray) -> list[Candidate]:
+        """All verified hypotheses above ``min_confidence``, best first, merged per position.
+
+        Parameters
+        ----------
+        notes : np.ndarray
+            Structured array with ``onset_s`` and ``pitch`` fields (e.g. ``PERF_NOTE_DTYPE``),
+            shape ``(n_notes,)``.
+        """
+        p = self.params
+        ix = self.index
+        fp = ix.params
+        if notes.dtype.names is None or "onset_s" not in notes.dtype.names or "pitch" not in notes.dtype.names:
+            raise ValueError("notes must be a structured array with 'onset_s' and 'pitch' fields")
+        onset = np.asarray(notes["onset_s"], dtype=np.float64)
+        pitch = np.asarray(notes["pitch"], dtype=np.int64)
+        ok = np.isfinite(onset) & (pitch >= 0) & (pitch <= 127)
+        onset, pitch = onset[ok], pitch[ok]
+        if len(onset) < 3 or ix.n_entries == 0:
+            return []
+        order = np.argsort(onset, kind="stable")
+        onset, pitch = onset[order], pitch[order]
+        tr = extract_triplets(onset, pitch, neighbour_margin=p.tau_neighbour_margin, **fp.triplet_kwargs())
+        if len(tr["hash"]) == 0:
+            return []
+        order = np.lexsort((pitch, onset))  # all notes are verified (the chord cap is for the triplets only)
+        qon, qpi = onset[order], pitch[order]
+        tc = 0.5 * (qon[0] + qon[-1])
+        keys, count, logr, possum, _ = vote(
+            tr["hash"].astype(np.int64), tr["t1"], tr["dt12"], tr["p1"].astype(np.int64), tc,
+            ix.bucket_start, ix.piece, ix.t1, ix.dt12, ix.p1, self._piece_bin_start, p.bin_s,
+            p.r_min, p.r_max, p.max_transposition, p.max_hits)
+        if len(keys) == 0:
+            return []
+        n_t = 2 * p.max_transposition + 1
+        # diagonal smoothing: add the votes of the neighbouring position bins (same T)
+        sorter = np.argsort(keys, kind="stable")
+        sk = keys[sorter]
+        sc = count[sorter]
+        smooth = sc.copy()
+        for d in (-n_t, n_t):
+            j = np.minimum(np.searchsorted(sk, sk + d), len(sk) - 1)
+            hit = sk[j] == sk + d
+            smooth[hit] += sc[j[hit]]
+        n_c = min(p.n_candidates, len(sk))
+        top = np.argpartition(-smooth, n_c - 1)[:n_c] if n_c < len(sk) else np.arange(len(sk))
+        top = top[np.lexsort((sk[top], -smooth[top]))]  # deterministic order
+        cand_keys = sk[top]
+        gbin = cand_keys // n_t
+        t_sq = (cand_keys % n_t) - p.max_transposition  # score pitch - query pitch
+        pids = np.searchsorted(self._piece_bin_start, gbin, side="right") - 1
+        sel = sorter[top]
+        r0 = np.exp(logr[sel] / count[sel])
+        pos_c = possum[sel] / count[sel]
+        f, end_s, ratio, matched, err = verify(
+            qon, qpi, ix.note_onset_s, ix.note_pitch, ix.piece_start, pids.astype(np.int64), pos_c, r0,
+            t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
+            fp.chord_tolerance_s)
+        out: list[Candidate] = []
+        for k in np.flatnonzero(f >= p.min_confidence):
+            out.append(Candidate(piece=int(pids[k]), confidence=float(f[k]), score_end_s=float(end_s[k]),
+                                 tempo_ratio=float(ratio[k]), transposition=-int(t_sq[k]),
+                                 votes=int(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k])))
+        # best first; equal confidence: the smaller transposition (players mostly play in the notated key),
+        # the more precise timing, more votes
+        out.sort(key=lambda c: (-round(c.confidence, 6), abs(c.transposition), c.error_s, -c.votes, c.piece,
+                                c.score_end_s))
+        merged: list[Candidate] = []
+        for c in out:
+            if any(c.piece == m.piece and abs(c.score_end_s - m.score_end_s) < p.nms_s for m in merged):
+                continue
+            merged.append(c)
+        return merged
+
+    def identify(self, notes: np.ndarray, *, top_k: int = 5) -> list[Match]:
+        """Identify piece and bar at the end of ``notes``.
+
+        Parameters
+        ----------
+        notes : np.ndarray
+            ``PERF_NOTE_DTYPE`` array (``onset_s``, ``pitch``; sorted or not), shape ``(n_notes,)``.
+        top_k : int
+            At most this many matches.
+
+        Returns
+        -------
+        list of Match
+            Best first; ``[]`` means "not in the database". ``transposition`` is query pitch minus score
+            pitch; ``tempo_ratio`` is query speed / score speed; ``measure`` is the bar number at the
+            query's last onset and ``score_quarters`` that position along the unfolded score.
+        """
+        matches: list[Match] = []
+        seen: set[tuple[int, str]] = set()
+        for c in self.candidates(notes):
+            piece = self._piece(c.piece)
+            q = float(piece.seconds_to_quarters(c.score_end_s))
+            measure, offset = piece.measure_at(q)
+            if (c.piece, measure) in seen:
+                continue
+            seen.add((c.piece, measure))
+            meta = self.db.metas[c.piece]
+            matches.append(Match(source=meta.source, title=meta.title, composer=meta.composer,
+                                 measure=measure, measure_offset=max(offset, 0.0),
+                                 confidence=min(max(c.confidence, 0.0), 1.0), tempo_ratio=c.tempo_ratio,
+                                 transposition=c.transposition, score_quarters=q))
+            if len(matches) >= top_k:
+                break
+        return matches
+
+    def _piece(self, pid: int):
+        pc = self._pieces.get(pid)
+        if pc is None:
+            pc = self.db.piece(pid)
+            if len(self._pieces) > 64:
+                self._pieces.clear()
+            self._pieces[pid] = pc
+        return pc

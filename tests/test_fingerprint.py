@@ -1,0 +1,131 @@
+"""Triplet hashing and the fingerprint index: determinism, invariances, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from companion.fingerprint.hashing import cap_chords, extract_triplets, hash_features
+from companion.fingerprint.index import FingerprintIndex, FingerprintParams
+from companion.score.model import NOTE_DTYPE
+
+
+def _notes(onset_s, pitch) -> np.ndarray:
+    out = np.zeros(len(onset_s), dtype=NOTE_DTYPE)
+    out["onset_s"] = onset_s
+    out["onset_quarters"] = onset_s
+    out["pitch"] = pitch
+    return out
+
+
+def _random_piece(seed: int, n: int = 400) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ioi = rng.choice([0.0, 0.125, 0.25, 0.375, 0.5, 0.75], size=n, p=[0.2, 0.3, 0.25, 0.1, 0.1, 0.05])
+    onset = np.cumsum(ioi)
+    pitch = np.clip(60 + np.cumsum(rng.integers(-4, 5, n)), 30, 100)
+    order = np.lexsort((pitch, onset))
+    return _notes(onset[order], pitch[order])
+
+
+def _triplet_set(tr) -> set:
+    return set(zip(tr["hash"].tolist(), np.round(tr["t1"], 6).tolist(), tr["p1"].tolist()))
+
+
+def test_cap_chords_keeps_lowest_and_highest():
+    onset = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.01, 1.0, 1.0])
+    pitch = np.array([60, 48, 72, 64, 67, 36, 76, 50, 50])
+    keep, gstart = cap_chords(onset, pitch, chord_tolerance_s=0.035, max_low=2, max_high=2)
+    assert gstart.tolist() == [0, 4, 5]
+    assert pitch[keep[:4]].tolist() == [36, 48, 72, 76]  # 2 lowest + 2 highest of the 7-note chord
+    assert pitch[keep[4:]].tolist() == [50]  # duplicate pitch dropped
+
+
+def test_quantisation_known_values():
+    p = FingerprintParams()
+    kw = dict(pitch_clip=p.pitch_clip, tau_bins_per_octave=p.tau_bins_per_octave, tau_max_octaves=p.tau_max_octaves)
+    h = hash_features(np.array([2, 2, 2, 40, 36]), np.array([-1, -1, -1, 0, 0]), np.array([1.0, 1.05, 2.0, 1.0, 1.0]), **kw)
+    assert h[0] == h[1]  # within one τ bin
+    assert h[0] != h[2]  # τ = 2 is another bin
+    assert h[3] == h[4]  # intervals beyond pitch_clip are clipped
+    assert h.max() < p.n_hash
+
+
+def test_hashing_is_deterministic():
+    notes = _random_piece(1)
+    a = FingerprintIndex.build([notes, _random_piece(2)])
+    b = FingerprintIndex.build([notes, _random_piece(2)])
+    for name, arr in a.arrays().items():
+        np.testing.assert_array_equal(arr, b.arrays()[name], err_msg=name)
+    assert a.n_entries > 0
+
+
+def test_triplets_are_transposition_and_tempo_invariant():
+    p = FingerprintParams()
+    notes = _random_piece(3)
+    # keep every onset difference inside [min_dt, max_dt] after scaling so that the triplet sets agree
+    scale, shift = 1.6, -5
+    base = extract_triplets(notes["onset_s"], notes["pitch"], **p.triplet_kwargs())
+    moved = extract_triplets(notes["onset_s"] * scale, notes["pitch"] + shift, **p.triplet_kwargs())
+    assert len(base["hash"]) == len(moved["hash"]) > 100
+    np.testing.assert_array_equal(base["hash"], moved["hash"])
+    np.testing.assert_allclose(moved["dt12"], base["dt12"] * scale)
+    np.testing.assert_array_equal(moved["p1"], base["p1"] + shift)
+
+
+def test_query_neighbour_bins_add_entries_only():
+    p = FingerprintParams()
+    notes = _random_piece(4)
+    plain = extract_triplets(notes["onset_s"], notes["pitch"], **p.triplet_kwargs())
+    wide = extract_triplets(notes["onset_s"], notes["pitch"], neighbour_margin=0.2, **p.triplet_kwargs())
+    assert _triplet_set(plain) <= _triplet_set(wide)
+
+
+def test_params_round_trip_and_validation():
+    p = FingerprintParams(fan_out=3, max_dt_s=2.5)
+    d = p.to_dict()
+    assert FingerprintParams.from_dict(d) == p
+    import json
+
+    assert FingerprintParams.from_dict(json.loads(json.dumps(d))) == p
+    with pytest.raises(ValueError, match="unknown"):
+        FingerprintParams.from_dict({"nope": 1})
+    with pytest.raises(ValueError, match="min_dt_s"):
+        FingerprintParams(min_dt_s=2.0, max_dt_s=1.0)
+
+
+def test_index_round_trips_through_memmapped_arrays(tmp_path):
+    pieces = [_random_piece(s) for s in range(5)]
+    idx = FingerprintIndex.build(pieces)
+    for name, arr in idx.arrays().items():
+        np.save(tmp_path / f"{name}.npy", arr)
+    loaded = {name: np.load(tmp_path / f"{name}.npy", mmap_mode="r") for name in idx.arrays()}
+    back = FingerprintIndex.from_arrays(loaded, idx.params)
+    assert isinstance(back.piece, np.memmap)
+    for name, arr in idx.arrays().items():
+        np.testing.assert_array_equal(arr, back.arrays()[name], err_msg=name)
+    assert back.n_pieces == 5 and back.n_entries == idx.n_entries
+    # every triplet is stored under its own hash, with its piece
+    for pid in range(5):
+        tr = extract_triplets(pieces[pid]["onset_s"], pieces[pid]["pitch"], **idx.params.triplet_kwargs())
+        h = int(tr["hash"][0])
+        rows = slice(back.bucket_start[h], back.bucket_start[h + 1])
+        assert pid in set(back.piece[rows].tolist())
+
+
+def test_from_arrays_rejects_bad_arrays():
+    idx = FingerprintIndex.build([_random_piece(0)])
+    arrays = idx.arrays()
+    with pytest.raises(ValueError, match="missing"):
+        FingerprintIndex.from_arrays({k: v for k, v in arrays.items() if k != "t1"}, idx.params)
+    bad = dict(arrays, t1=arrays["t1"].astype(np.float64))
+    with pytest.raises(ValueError, match="t1"):
+        FingerprintIndex.from_arrays(bad, idx.params)
+    with pytest.raises(ValueError, match="parameters"):
+        FingerprintIndex.from_arrays(arrays, FingerprintParams(pitch_clip=24))
+
+
+def test_empty_inputs():
+    idx = FingerprintIndex.build([_notes([], []), _random_piece(1)])
+    assert idx.n_pieces == 2
+    assert len(idx.piece_notes(0)[0]) == 0
+    assert FingerprintIndex.build([]).n_entries == 0

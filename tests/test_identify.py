@@ -1,0 +1,169 @@
+"""Identification: known answers on real scores (music21's corpus, ASAP), rejection, the CLI contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from companion.bench.identify_data import MemoryDatabase
+from companion.events import PERF_NOTE_DTYPE
+from companion.fingerprint.identify import Identifier
+from companion.score.load import load_score
+
+#: music21 corpus pieces in the test database; the rag is kept out ("not in the database")
+IN_DB = ("bach/bwv846.mxl", "chopin/mazurka06-2.krn", "schumann_clara/polonaise_op1n1.mxl", "cpebach/h186.mxl",
+         "mozart/k545/movement1_exposition.mxl")
+NOT_IN_DB = "joplin/maple_leaf_rag.mxl"
+
+
+def _corpus(rel: str) -> Path:
+    import music21
+
+    return Path(music21.__file__).resolve().parent / "corpus" / rel
+
+
+@pytest.fixture(scope="module")
+def corpus_db():
+    pieces = [load_score(_corpus(rel)) for rel in IN_DB]
+    return MemoryDatabase([p.notes for p in pieces], [p.meta for p in pieces], lambda i: pieces[i])
+
+
+@pytest.fixture(scope="module")
+def ident(corpus_db):
+    return Identifier(corpus_db)
+
+
+def _excerpt(piece, start_s: float, length_s: float, *, transpose: int = 0, scale: float = 1.0):
+    """Score notes in [start, start + length) as a performance: transposed, ``scale`` times slower."""
+    n = piece.notes
+    sel = np.flatnonzero((n["onset_s"] >= start_s) & (n["onset_s"] < start_s + length_s))
+    q = np.zeros(len(sel), dtype=PERF_NOTE_DTYPE)
+    q["onset_s"] = (n["onset_s"][sel] - start_s) * scale
+    q["pitch"] = n["pitch"][sel] + transpose
+    q["velocity"] = 64
+    last_bar = n["bar"][sel[-1]]
+    return q, str(piece.bars["number"][last_bar])
+
+
+@pytest.mark.parametrize("pid,start_s,transpose,scale", [
+    (0, 20.0, 0, 1.0), (0, 61.0, -5, 0.5), (0, 88.0, 6, 2.0),
+    (1, 30.0, 3, 0.7), (2, 40.0, -2, 1.4), (2, 100.0, 4, 1.9),
+    (3, 25.0, -4, 0.55), (4, 5.0, 1, 1.25),
+])
+def test_transposed_time_scaled_excerpt_is_found_at_its_bar(corpus_db, ident, pid, start_s, transpose, scale):
+    piece = corpus_db.piece(pid)
+    q, bar = _excerpt(piece, start_s, 6.0, transpose=transpose, scale=scale)
+    matches = ident.identify(q)
+    assert matches, "not found"
+    best = matches[0]
+    assert best.source == piece.meta.source
+    # the same notes may recur elsewhere (transposed): the true place must be among the equal best
+    ties = [m for m in matches if m.source == piece.meta.source and m.confidence >= best.confidence - 1e-6]
+    hit = [m for m in ties if m.measure == bar and m.transposition == transpose]
+    assert hit, [(m.measure, m.transposition, m.confidence) for m in matches]
+    assert hit[0].tempo_ratio == pytest.approx(1.0 / scale, rel=0.1)
+    assert hit[0].confidence > 0.9
+    assert 0.0 <= hit[0].measure_offset
+
+
+def test_identify_is_deterministic(corpus_db, ident):
+    q, _ = _excerpt(corpus_db.piece(2), 70.0, 5.0, transpose=2, scale=1.3)
+    assert ident.identify(q) == Identifier(corpus_db).identify(q)
+
+
+def test_piece_not_in_database_gives_empty(ident):
+    rag = load_score(_corpus(NOT_IN_DB))
+    for start in (10.0, 50.0, 90.0):
+        q, _ = _excerpt(rag, start, 8.0)
+        assert ident.identify(q) == []
+
+
+def test_random_notes_give_empty(ident):
+    rng = np.random.default_rng(7)
+    for n in (30, 80):
+        q = np.zeros(n, dtype=PERF_NOTE_DTYPE)
+        q["onset_s"] = np.sort(rng.uniform(0, 8.0, n))
+        q["pitch"] = rng.integers(40, 90, n)
+        assert ident.identify(q) == []
+
+
+def test_degenerate_queries(ident):
+    assert ident.identify(np.zeros(0, dtype=PERF_NOTE_DTYPE)) == []
+    two = np.array([(0.0, 60, 64), (0.5, 62, 64)], dtype=PERF_NOTE_DTYPE)
+    assert ident.identify(two) == []
+    with pytest.raises(ValueError):
+        ident.identify(np.zeros(3))
+
+
+def test_asap_performance_excerpts(asap):
+    """Real human performances (ASAP, Disklavier MIDI) against a small database of their scores."""
+    from companion.bench.asap import performances, piece_key
+    from companion.bench.identify_data import load_truth, sample_queries
+
+    perfs = [p for p in performances(asap) if piece_key(p.folder) in
+             ("Beethoven/Piano_Sonatas/8-2", "Chopin/Etudes_op_10/3", "Beethoven/Piano_Sonatas/21-1")][:3]
+    assert len(perfs) == 3
+    folders = sorted({str(p.score) for p in perfs})
+    pieces = [load_score(f) for f in folders]
+    db = MemoryDatabase([p.notes for p in pieces], [p.meta for p in pieces], lambda i: pieces[i])
+    by_src = {p.meta.source: p for p in pieces}
+    truths = [load_truth(p, by_src[str(p.score)]) for p in perfs]
+    queries = sample_queries(truths, length_s=10.0, n=12, seed=3)
+    ident = Identifier(db)
+    ok = 0
+    for q in queries:
+        ms = ident.identify(q.notes)
+        ok += bool(ms) and piece_key(ms[0].source) == q.key and any(
+            m.measure in q.ok_measures for m in ms if m.confidence >= ms[0].confidence - 0.02)
+    assert ok >= 10, f"{ok}/12"
+
+
+def _write_midi(path: Path, notes: np.ndarray) -> None:
+    import mido
+
+    mid = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    events = [(t, "note_on", p) for t, p in zip(notes["onset_s"], notes["pitch"])]
+    events += [(t + 0.2, "note_off", p) for t, p in zip(notes["onset_s"], notes["pitch"])]
+    events.sort(key=lambda e: (e[0], e[1] == "note_on"))
+    now = 0
+    for t, kind, p in events:
+        tick = int(round(mido.second2tick(t, 480, 500000)))
+        tr.append(mido.Message(kind, note=int(p), velocity=64 if kind == "note_on" else 0, time=tick - now))
+        now = tick
+    mid.save(str(path))
+
+
+def test_cli_prints_the_contract_json(tmp_path, capsys):
+    from companion.cli import main
+    from companion.db import build_database
+
+    src = [_corpus(IN_DB[0]), _corpus(IN_DB[3])]
+    build_database(tmp_path / "db", src)
+    piece = load_score(src[0])
+    q, bar = _excerpt(piece, 30.0, 6.0, transpose=2, scale=1.2)
+    good = tmp_path / "excerpt.mid"
+    _write_midi(good, q)
+    bad = tmp_path / "broken.mid"
+    bad.write_bytes(b"not a midi file")
+    rc = main(["identify", "--db", str(tmp_path / "db"), str(good), str(bad), str(tmp_path / "missing.mid"),
+               str(good), "--top", "3", "--json"])
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert rc == 1  # some inputs failed
+    assert [x["input"] for x in lines] == [str(good), str(bad), str(tmp_path / "missing.mid"), str(good)]
+    first = lines[0]
+    assert set(first) == {"input", "matches", "elapsed_ms"}
+    assert 1 <= len(first["matches"]) <= 3
+    m = first["matches"][0]
+    assert set(m) == {"source", "title", "composer", "measure", "measure_offset", "confidence", "tempo_ratio",
+                      "transposition"}
+    assert m["source"] == str(src[0].resolve())
+    assert m["measure"] == bar and m["transposition"] == 2
+    assert 0.0 <= m["confidence"] <= 1.0
+    for broken in lines[1:3]:
+        assert broken["matches"] == [] and broken["error"]
+    assert lines[3]["matches"] == first["matches"]
