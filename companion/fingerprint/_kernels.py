@@ -40,9 +40,9 @@ def vote(qh, qt1, qdt, qp1, tc, bucket_start, e_piece, e_t1, e_dt12, e_p1, piece
     Returns
     -------
     keys : int64 (n_cells,)   cell = global bin * (2 max_t + 1) + T + max_t
-    count : float64 (n_cells,) votes per cell
-    logr : float64 (n_cells,) sum of log tempo ratios of the votes
-    pos : float64 (n_cells,)  sum of voted positions
+    count : float64 (n_cells,) weighted votes per cell (a hit weighs 1 / log2(2 + its bucket's size))
+    logr : float64 (n_cells,) weighted sum of log tempo ratios of the votes
+    pos : float64 (n_cells,)  weighted sum of voted positions
     n_hits : int               index entries looked at
     """
     n_t = 2 * max_t + 1
@@ -76,6 +76,7 @@ def vote(qh, qt1, qdt, qp1, tc, bucket_start, e_piece, e_t1, e_dt12, e_p1, piece
         a = bucket_start[qh[i]]
         b = bucket_start[qh[i] + 1]
         q_off = qt1[i] - tc
+        w_i = 1.0 / np.log2(2.0 + (b - a))  # rarer triplets weigh more
         for e in range(a, b):
             r = e_dt12[e] / qdt[i]
             if r < r_min or r > r_max:
@@ -99,9 +100,9 @@ def vote(qh, qt1, qdt, qp1, tc, bucket_start, e_piece, e_t1, e_dt12, e_p1, piece
                 tkeys[slot] = key
                 used[n_used] = slot
                 n_used += 1
-            tcount[slot] += 1.0
-            tlogr[slot] += np.log(r)
-            tpos[slot] += pos
+            tcount[slot] += w_i
+            tlogr[slot] += w_i * np.log(r)
+            tpos[slot] += w_i * pos
     keys = np.empty(n_used, dtype=np.int64)
     count = np.empty(n_used, dtype=np.float64)
     logr = np.empty(n_used, dtype=np.float64)

@@ -79,13 +79,13 @@ class IdentifyParams:
     r_min: float = 0.35
     r_max: float = 3.0
     max_transposition: int = 12
-    max_hits: int = 30_000
+    max_hits: int = 100_000
     n_candidates: int = 200
     n_refine: int = 24
     tol1_s: float = 0.3
     band_s: float = 1.0
     band_slope: float = 0.15
-    min_confidence: float = 0.45
+    min_confidence: float = 0.55
     nms_s: float = 2.0
 
 
@@ -98,7 +98,7 @@ class Candidate:
     score_end_s: float  # score seconds (score tempo) at the query's last onset
     tempo_ratio: float
     transposition: int  # query pitch - score pitch
-    votes: int
+    votes: float  # weighted votes of the cell and its neighbours
     matched: int
     error_s: float  # mean absolute timing error of the matched notes, query seconds
 
@@ -204,7 +204,7 @@ class Identifier:
         for k in np.flatnonzero(f >= p.min_confidence):
             out.append(Candidate(piece=int(pids[k]), confidence=float(f[k]), score_end_s=float(end_s[k]),
                                  tempo_ratio=float(ratio[k]), transposition=-int(t_sq[k]),
-                                 votes=int(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k])))
+                                 votes=float(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k])))
         # best first; equal confidence: the smaller transposition (players mostly play in the notated key),
         # the more precise timing, more votes
         out.sort(key=lambda c: (-round(c.confidence, 6), abs(c.transposition), c.error_s, -c.votes, c.piece,

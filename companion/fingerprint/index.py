@@ -70,7 +70,7 @@ class FingerprintParams:
     max_high: int = 2
     min_dt_s: float = 0.05
     max_dt_s: float = 3.0
-    fan_out: int = 3
+    fan_out: int = 2
     pitch_clip: int = 36
     tau_bins_per_octave: float = 4.0
     tau_max_octaves: float = 4.0
