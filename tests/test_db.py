@@ -129,7 +129,7 @@ def test_incremental_build_reparses_only_changed_files(built, scores, monkeypatc
 
 
 def test_new_fingerprint_params_rebuild_the_index(built, scores):
-    params = FingerprintParams(fan_out=2)
+    params = FingerprintParams(fan_out=FingerprintParams().fan_out + 1)  # differs from the default
     report = build_database(built, scores, fingerprint_params=params)
     assert report.generation == "gen-2" and len(report.unchanged) == 3
     db = Database.open(built)
