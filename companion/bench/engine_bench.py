@@ -463,8 +463,8 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
         for length, v in results[f]["unknown"].items():
             mc = "-" if v["max_conf_accepted"] is None else f"{v['max_conf_accepted']:.2f}"
             L.append(f"| {f} | {length:.0f} s | {v['n']} | {_pct(v['rejected'])} | {mc} |")
-    L += ["", "The engine on 30 s excerpts of the left-out pieces (it seeds only on a clear or confirmed "
-          "hypothesis, so it rejects more than single queries do):", "",
+    L += ["", "The engine on 30 s excerpts of the left-out pieces (about 60 queries per run; it seeds on a "
+          "clear hypothesis or on two consecutive agreeing ones):", "",
           "| soundfont | n | runs never identified | share of positions showing a piece |", "|---|---|---|---|"]
     for f in fonts:
         v = results[f]["unknown_engine"]
