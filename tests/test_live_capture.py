@@ -79,11 +79,17 @@ def pulse():
     finally:
         subprocess.run(["pulseaudio", "-k"], env=env, capture_output=True, timeout=10)
         pid_file = run_dir / "pid"
-        if pid_file.is_file():  # still there: pulseaudio -k did not stop it
-            try:
-                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
+        for _ in range(50):  # the daemon removes its pid file when it has exited (it may be empty meanwhile)
+            if not pid_file.is_file():
+                break
+            time.sleep(0.1)
+        else:  # still there: pulseaudio -k did not stop it
+            words = pid_file.read_text().split() if pid_file.is_file() else []
+            if words and words[0].isdigit():
+                try:
+                    os.kill(int(words[0]), signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
