@@ -18,8 +18,9 @@ One plain object (:class:`Engine`, no threads) joins the stages of DESIGN.md §1
     hypotheses within ``agree_tolerance_s`` score seconds of the tracker's position is (nearly) as
     good as the best. When ``reseed_after`` queries in a row disagree, and agree with each other, the
     tracker is re-seeded there (another bar far away, another piece, a restart).
-  - *Lost*: when the tracker's confidence collapses (its own "lost" state) the engine reports "lost"
-    (keeping the last position on show) and searches again.
+  - *Lost*: when the tracker's confidence collapses (its own "lost" state) and the identifier has no
+    recent confident answer, the engine reports "lost" (keeping the last position on show) and
+    searches again; with a recent answer it re-seeds there at once.
   - *Silence* does not move the tracker (silent frames are skipped) and gives the identifier no new
     notes, so it neither loses nor changes the position.
 
@@ -334,12 +335,17 @@ class Engine:
             if self._follower is not None:
                 track = self._follower.process_spec(a.spec)
         if track is not None and len(track) and self.state == TRACKING and int(track.state[-1]) == 2:
-            self.state = LOST
             self.stats.losses += 1
             self.stats.events.append((self._t, "lost", self._follower_piece, None))
-            # one more query agreeing with the last one re-seeds (the tracker may just have slipped)
-            self._pending = [h for h in self._last_hyps if h.confidence >= self.params.confirm_confidence]
             log.info("%.2f s: tracker lost", self._t)
+            fresh = [h for h in self._last_hyps if h.confidence >= self.params.confirm_confidence
+                     and self._t - h.t <= self.params.identify_every_s + 0.5]
+            if fresh:  # the identifier has a recent answer: follow it on at once
+                self._seed(fresh[0], self._now_s(), "reseed")
+            else:
+                self.state = LOST
+                # one more query agreeing with the last one re-seeds (the tracker may just have slipped)
+                self._pending = [h for h in self._last_hyps if h.confidence >= self.params.confirm_confidence]
         if self.midi and self.state == TRACKING and self._t - self._last_agree_t > self.params.midi_lost_s \
                 and self._sounding():
             self.state = LOST
