@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The run command of the README: sets everything up (Debian packages when missing, .venv/, pinned
 # packages, the default score database built from music21's corpus) and runs the companion on its
-# built-in default: it listens to the demo recording, identifies the piece and bar, then follows it.
+# built-in default, the demo recording: with a display it opens the window, which plays the recording,
+# identifies the piece while listening and follows it in the score; without a display it prints the
+# identification and then the followed position, 10 times per second of audio.
 # Usage: bash scripts/run.sh [AUDIO_OR_MIDI_FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,16 +11,12 @@ bash scripts/bootstrap.sh
 input=${1:-assets/demo.ogg}
 db=scores_db
 companion=.venv/bin/companion
-[[ -f $db/CURRENT ]] || $companion db build --db "$db" --default
-echo "== identify: which piece, which bar? ($input)" >&2
-result=$($companion identify --db "$db" "$input" --json)
-echo "$result"
-piece=$(printf '%s\n' "$result" | .venv/bin/python -c 'import json, sys
-m = json.loads(sys.stdin.readline()).get("matches") or []
-print(m[0]["source"] if m else "")')
-if [[ -z $piece ]]; then
-    echo "== not in the database: nothing to follow" >&2
-    exit 0
+# incremental: parses only what changed, so a no-op after the first run
+$companion db build --db "$db" --default
+if [[ -n ${DISPLAY:-}${WAYLAND_DISPLAY:-} ]]; then
+    exec $companion gui --db "$db" --input "$input"
 fi
-echo "== follow: the position in $piece, 10 times per second of audio" >&2
-exec $companion follow --db "$db" "$input" --piece "$piece"
+echo "== no display: the terminal companion. Which piece, which bar? ($input)" >&2
+$companion identify --db "$db" "$input"
+echo "== following $input (identify while listening, then follow)" >&2
+exec $companion follow --db "$db" "$input"
