@@ -167,3 +167,12 @@ def test_cli_prints_the_contract_json(tmp_path, capsys):
     for broken in lines[1:3]:
         assert broken["matches"] == [] and broken["error"]
     assert lines[3]["matches"] == first["matches"]
+
+
+def test_long_input_answers_the_bar_at_its_end(corpus_db, ident):
+    """Inputs longer than ``max_query_s`` are identified from their recent notes: the bar at the end."""
+    piece = corpus_db.piece(2)
+    q, bar = _excerpt(piece, 10.0, 80.0, scale=1.1)
+    assert q["onset_s"][-1] > ident.params.max_query_s
+    best = ident.identify(q)[0]
+    assert best.source == piece.meta.source and best.measure == bar

@@ -164,24 +164,29 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.calibrate:
         db = SizedDatabase(asap_db, target_notes=0, exclude_keys=fold_a)
-        ident0 = Identifier(db, params=replace(IdentifyParams(), min_confidence=0.0))
-        unk = [q for L in (5.0, 10.0) for q in sample_queries([t for t in truths if t.key in fold_a], length_s=L,
-                                                               n=args.queries, seed=args.seed + 7 + int(L))]
-        kno = [q for L in (5.0, 10.0) for q in make_conditions([t for t in truths if t.key not in fold_a],
-                                                                 length_s=L, n=args.queries // 2,
-                                                                 seed=args.seed + 17 + int(L))["25% errors"]]
-        best_unk = np.array([(ident0.candidates(q.notes) or [None])[0] for q in unk], dtype=object)
-        conf_unk = np.array([c.confidence if c else 0.0 for c in best_unk])
-        res_kno = []
-        for q in kno:
-            ms = ident0.identify(q.notes)
-            res_kno.append((ms[0].confidence if ms else 0.0, bool(ms) and piece_key(ms[0].source) == q.key))
-        out += ["### Calibration of the rejection threshold (fold A held out; unknown = 5+10 s clean excerpts "
-                "of fold A, known = 5+10 s excerpts with 25 % errors of the other pieces)", "",
-                "| threshold | unknown rejected % | known, right piece kept % |", "|---|---|---|"]
-        for th in np.arange(0.30, 0.66, 0.05):
-            kept = np.mean([ok and c >= th for c, ok in res_kno])
-            out.append(f"| {th:.2f} | {_pct(np.mean(conf_unk < th))} | {_pct(kept)} |")
+        ident0 = Identifier(db, params=replace(IdentifyParams(), min_confidence=0.0, confidence_slope=0.0))
+        known_truths = [t for t in truths if t.key not in fold_a]
+        unk, kno = [], []
+        for L in (2.0, 5.0, 10.0):
+            for q in sample_queries([t for t in truths if t.key in fold_a], length_s=L, n=args.queries // 2,
+                                    seed=args.seed + 7 + int(L)):
+                c = ident0.candidates(q.notes)
+                unk.append((len(q.notes), c[0].confidence if c else 0.0))
+            cond = make_conditions(known_truths, length_s=L, n=args.queries // 4, seed=args.seed + 17 + int(L))
+            for q in cond["clean"] + cond["25% errors"]:
+                ms = ident0.identify(q.notes)
+                kno.append((len(q.notes), ms[0].confidence if ms else 0.0,
+                            bool(ms) and piece_key(ms[0].source) == q.key))
+        u, k = np.array(unk), np.array(kno, dtype=float)
+        out += ["### Calibration of the rejection threshold `a + b / sqrt(n_notes)` (fold A held out of the "
+                "database; unknown = 2/5/10 s clean excerpts of fold A, known = 2/5/10 s excerpts of the other "
+                "pieces, clean and with 25 % errors)", "",
+                "| a | b | unknown rejected % | known, right piece kept % |", "|---|---|---|---|"]
+        for a, b in ((0.55, 0.0), (0.60, 0.0), (0.65, 0.0), (0.50, 0.5), (0.45, 0.9), (0.40, 1.2)):
+            th_u = a + b / np.sqrt(np.maximum(u[:, 0], 1))
+            th_k = a + b / np.sqrt(np.maximum(k[:, 0], 1))
+            out.append(f"| {a:.2f} | {b:.1f} | {_pct(np.mean(u[:, 1] < th_u))} | "
+                       f"{_pct(np.mean((k[:, 1] >= th_k) & (k[:, 2] > 0)))} |")
         out.append("")
         print("\n".join(out), flush=True)
 

@@ -17,8 +17,9 @@ A query runs in three steps:
 
 Cells in the same piece whose positions differ by less than ``nms_s`` are one hypothesis. Where the
 same notes occur at two places (a recapitulation), both come back with near-equal confidence. The
-query is "not in the database" (``[]``) when the best confidence is below ``min_confidence``
-(calibrated on ASAP with the pieces held out, see ``companion/bench/identify_bench.py``).
+query is "not in the database" (``[]``) when no confidence reaches ``min_confidence +
+confidence_slope / sqrt(n_notes)`` (calibrated on ASAP with pieces held out, see
+``companion/bench/identify_bench.py``).
 
 References
 ----------
@@ -49,6 +50,9 @@ class IdentifyParams:
 
     Parameters
     ----------
+    max_query_s : float
+        Only the notes of the last ``max_query_s`` seconds of a longer input are used (this bounds the
+        query time; the answer is the position at the end).
     tau_neighbour_margin : float
         Triplets whose τ lies within this fraction of a bin of a bin edge also look up the neighbour bin.
     bin_s : float
@@ -68,12 +72,15 @@ class IdentifyParams:
     band_s, band_slope : float
         A query note may pair with a score note within ``band_s + band_slope * |q - centre|`` query
         seconds of the candidate's line (the band of the longest-common-subsequence check).
-    min_confidence : float
-        Below this, a hypothesis is not reported; no hypothesis above it means "not in the database".
+    min_confidence, confidence_slope : float
+        A hypothesis is reported when its confidence reaches ``min_confidence + confidence_slope /
+        sqrt(n_notes)`` (short queries match by chance more easily); none means "not in the
+        database". Calibrated on ASAP with half of the performed pieces held out of the database.
     nms_s : float
         Hypotheses of the same piece closer than this (score seconds, at the query's end) are merged.
     """
 
+    max_query_s: float = 30.0
     tau_neighbour_margin: float = 0.2
     bin_s: float = 1.0
     r_min: float = 0.35
@@ -85,7 +92,8 @@ class IdentifyParams:
     tol1_s: float = 0.3
     band_s: float = 1.0
     band_slope: float = 0.15
-    min_confidence: float = 0.55
+    min_confidence: float = 0.45
+    confidence_slope: float = 0.9
     nms_s: float = 2.0
 
 
@@ -133,6 +141,10 @@ class Identifier:
         self._piece_bin_start = np.concatenate([[0], np.cumsum(n_bins)]).astype(np.int64)
         self._pieces: dict[int, Any] = {}
 
+    def threshold(self, n_notes: int) -> float:
+        """Confidence a hypothesis needs to be reported, for a query of ``n_notes`` notes."""
+        return self.params.min_confidence + self.params.confidence_slope / np.sqrt(max(n_notes, 1))
+
     def reset(self) -> None:
         """Forget cached pieces (the identifier keeps no other state between queries)."""
         self._pieces.clear()
@@ -143,7 +155,7 @@ class Identifier:
 
     # -----------------------------------------------------------------------------------------------
     def candidates(self, notes: np.ndarray) -> list[Candidate]:
-        """All verified hypotheses above ``min_confidence``, best first, merged per position.
+        """All verified hypotheses above :meth:`threshold`, best first, merged per position.
 
         Parameters
         ----------
@@ -164,6 +176,10 @@ class Identifier:
             return []
         order = np.argsort(onset, kind="stable")
         onset, pitch = onset[order], pitch[order]
+        recent = onset >= onset[-1] - p.max_query_s  # the bar at the end is asked for: use the recent notes
+        onset, pitch = onset[recent], pitch[recent]
+        if len(onset) < 3:
+            return []
         tr = extract_triplets(onset, pitch, neighbour_margin=p.tau_neighbour_margin, **fp.triplet_kwargs())
         if len(tr["hash"]) == 0:
             return []
@@ -201,7 +217,7 @@ class Identifier:
             t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
             fp.chord_tolerance_s)
         out: list[Candidate] = []
-        for k in np.flatnonzero(f >= p.min_confidence):
+        for k in np.flatnonzero(f >= self.threshold(len(qon))):
             out.append(Candidate(piece=int(pids[k]), confidence=float(f[k]), score_end_s=float(end_s[k]),
                                  tempo_ratio=float(ratio[k]), transposition=-int(t_sq[k]),
                                  votes=float(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k])))
