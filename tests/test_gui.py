@@ -496,17 +496,17 @@ def test_screenshot_under_xvfb_shows_the_ground_truth_bar(asap, xvfb, tmp_path):
     assert shown["pages"] and len(shown["pages"]) == 2 and shown["pages"][0] > 1
 
 
-def test_many_slot_calls_do_not_free_none(app):
-    """PySide6 6.12 drops a reference to None per void slot call; companion.gui.qtfix keeps it alive."""
+def test_void_slot_calls_keep_references_to_none(app):
+    """PySide6-Essentials 6.12.0 released one reference to ``None`` per call of a void slot
+    (``QTimer.stop()``, ``QWidget.update()``...), so a repainting window aborted within minutes with
+    ``Fatal Python error: none_dealloc``; 6.11.3, the pinned version, does not. Guards any upgrade."""
     from PySide6.QtCore import QTimer
 
-    from companion.gui.qtfix import none_leak_per_slot_call
-
     t = QTimer()
-    for _ in range(100_000):  # far more than None's own reference count without the fix
+    before = sys.getrefcount(None)
+    for _ in range(2000):
         t.stop()
-    assert sys.getrefcount(None) > 2**39
-    assert none_leak_per_slot_call() >= 0.0
+    assert before - sys.getrefcount(None) < 10
 
 
 def test_screenshot_under_xvfb_follows_rendered_audio_with_the_tracker(asap, xvfb, tmp_path):

@@ -14,9 +14,4 @@ Qt-free helpers (tested without a display):
 * :mod:`~companion.gui.worker` - the follow thread, the keep-latest mailbox, identify-then-follow
 * :mod:`~companion.gui.inputs` - the follow jobs for audio and MIDI inputs
 * :mod:`~companion.gui.midi_follow` - MIDI note events rendered to spectrogram frames for the tracker
-* :mod:`~companion.gui.qtfix` - the workaround for PySide6 6.12's reference-count bug
 """
-
-from companion.gui.qtfix import immortalize_singletons
-
-immortalize_singletons()  # before any Qt slot is called: see companion.gui.qtfix
