@@ -5,15 +5,17 @@ A query runs in three steps:
 1. **Triplets.** The query notes are chord-capped and turned into triplet hashes exactly as the
    index was (:mod:`companion.fingerprint.hashing`), plus the neighbouring τ bin for triplets near a
    bin edge.
-2. **Vote.** Each index hit gives a tempo ratio ``r = Δt12_score / Δt12_query``, a transposition
+2. **Vote.** Query triplets are looked up rarest hash first, up to a budget of ``max_hits`` index
+   entries. Each index hit gives a tempo ratio ``r = Δt12_score / Δt12_query``, a transposition
    ``T = p1_score - p1_query`` and the score position of the query's centre
    ``t1_score - r (t1_query - t_centre)``. Hits vote for cells (piece, position bin, T); a cell's score
-   is its votes plus those of the neighbouring position bins (a diagonal vote that tolerates tempo
-   error).
-3. **Verify.** The best ``n_candidates`` cells are checked note by note: the query is mapped onto the
-   score (fitted line from query time to score time), and the share of notes that line up with a
-   score note of the same (transposed) pitch is measured as an F-measure over the query's notes and
-   the score's notes in the same span. This is the confidence.
+   is its (idf-weighted) votes plus those of the neighbouring position bins (a diagonal vote that
+   tolerates tempo error).
+3. **Verify.** The best ``n_candidates`` cells are checked note by note near the query's centre
+   (refining tempo and position); the best ``n_refine`` of them get the full check: a banded longest
+   common subsequence of query and score notes of the same (transposed) pitch, monotone in time on
+   both sides, so that rubato needs no model. The F-measure of the matched notes against the query's
+   notes and the score's notes in the matched span is the confidence.
 
 Cells in the same piece whose positions differ by less than ``nms_s`` are one hypothesis. Where the
 same notes occur at two places (a recapitulation), both come back with near-equal confidence. The
