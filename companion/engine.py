@@ -341,7 +341,8 @@ class Engine:
             fresh = [h for h in self._last_hyps if h.confidence >= self.params.confirm_confidence
                      and self._t - h.t <= self.params.identify_every_s + 0.5]
             if fresh:  # the identifier has a recent answer: follow it on at once
-                self._seed(fresh[0], self._now_s(), "reseed")
+                now = self._now_s()
+                self._seed(self._preferred(fresh, self._supporting(fresh, now)), now, "reseed")
             else:
                 self.state = LOST
                 # one more query agreeing with the last one re-seeds (the tracker may just have slipped)
@@ -413,10 +414,8 @@ class Engine:
                 return best
             return None
         # tracking: does the identifier agree with the tracker?
-        here = self._tracker_hypothesis(now)
-        support = [h for h in hyps if here is not None and h.piece == here.piece
-                   and abs(h.predict(now) - here.score_s) <= p.agree_tolerance_s]
-        if support and support[0].confidence >= best.confidence - p.ambiguity_margin:
+        support = self._supporting(hyps, now)
+        if support and self._preferred(hyps, support) is support[0]:
             self._n_disagree, self._disagree = 0, []
             self._last_agree_t = self._t
             if self.midi:
@@ -435,6 +434,22 @@ class Engine:
             self._seed(best, now, "reseed")
             return best
         return None
+
+    def _supporting(self, hyps: list[Hypothesis], now: float) -> list[Hypothesis]:
+        """The hypotheses that agree with where the tracker is (same piece, same place at ``now``)."""
+        here = self._tracker_hypothesis(now)
+        if here is None:
+            return []
+        return [h for h in hyps if h.piece == here.piece
+                and abs(h.predict(now) - here.score_s) <= self.params.agree_tolerance_s]
+
+    def _preferred(self, hyps: list[Hypothesis], support: list[Hypothesis]) -> Hypothesis:
+        """The best hypothesis, unless one agreeing with the tracker is about as good: where a passage
+        recurs (a sequence, a recapitulation) the identifier cannot tell the places apart, and the
+        context the tracker holds can."""
+        if support and support[0].confidence >= hyps[0].confidence - self.params.ambiguity_margin:
+            return support[0]
+        return hyps[0]
 
     def _tracker_hypothesis(self, now: float) -> Hypothesis | None:
         """The tracker's (or, for MIDI, the extrapolated) position as a hypothesis at ``now``."""
