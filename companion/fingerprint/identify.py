@@ -80,6 +80,9 @@ class IdentifyParams:
         database". Calibrated on ASAP with half of the performed pieces held out of the database.
     nms_s : float
         Hypotheses of the same piece closer than this (score seconds, at the query's end) are merged.
+    key_prior : float
+        Ranking only: a transposed hypothesis ranks below an untransposed one unless its confidence is
+        higher by more than this (its reported confidence is unchanged, and so is rejection).
     """
 
     max_query_s: float = 30.0
@@ -97,6 +100,7 @@ class IdentifyParams:
     min_confidence: float = 0.45
     confidence_slope: float = 0.9
     nms_s: float = 2.0
+    key_prior: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -223,10 +227,11 @@ class Identifier:
             out.append(Candidate(piece=int(pids[k]), confidence=float(f[k]), score_end_s=float(end_s[k]),
                                  tempo_ratio=float(ratio[k]), transposition=-int(t_sq[k]),
                                  votes=float(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k])))
-        # best first; equal confidence: the smaller transposition (players mostly play in the notated key),
-        # the more precise timing, more votes
-        out.sort(key=lambda c: (-round(c.confidence, 6), abs(c.transposition), c.error_s, -c.votes, c.piece,
-                                c.score_end_s))
+        # best first, where a transposed candidate ranks as if ``key_prior`` less confident (players mostly
+        # play in the notated key, and sequences recur transposed note for note); then the smaller
+        # transposition, the more precise timing, more votes
+        out.sort(key=lambda c: (-round(c.confidence - p.key_prior * (c.transposition != 0), 6),
+                                abs(c.transposition), c.error_s, -c.votes, c.piece, c.score_end_s))
         merged: list[Candidate] = []
         for c in out:
             if any(c.piece == m.piece and abs(c.score_end_s - m.score_end_s) < p.nms_s for m in merged):
