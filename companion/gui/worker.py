@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from companion.pipeline import LatestQueue  # re-exported: the GUI's keep-latest mailbox
 from companion.score.model import Piece
 
 __all__ = ["LatestQueue", "FollowWorker", "audio_positions", "AudioPlayer", "level_dbfs", "paced_blocks",
@@ -52,34 +53,6 @@ def warm_up(*, transcriber: bool = False) -> None:
             Transcriber()
         except Exception:
             log.debug("warming up the transcriber failed", exc_info=True)
-
-
-class LatestQueue:
-    """A thread-safe one-slot mailbox: :meth:`put` replaces, :meth:`take` empties.
-
-    Attributes
-    ----------
-    overwritten : int
-        Items replaced before anyone took them (the consumer was slower than the producer).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._item: Any = None
-        self._full = False
-        self.overwritten = 0
-
-    def put(self, item: Any) -> None:
-        with self._lock:
-            if self._full:
-                self.overwritten += 1
-            self._item, self._full = item, True
-
-    def take(self) -> Any:
-        """The newest item, or None when nothing new arrived since the last take."""
-        with self._lock:
-            item, self._item, self._full = self._item, None, False
-            return item
 
 
 def level_dbfs(samples: np.ndarray) -> float:
