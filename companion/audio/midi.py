@@ -20,7 +20,7 @@ import numpy as np
 from companion.audio.sources import DEFAULT_SAMPLE_RATE, AudioDeviceError, AudioFileError
 from companion.events import PERF_NOTE_DTYPE, NoteEvent
 
-__all__ = ["MidiSource", "read_midi_notes", "midi_input_names"]
+__all__ = ["MidiSource", "read_midi_notes", "read_midi_file", "midi_input_names"]
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +37,54 @@ def read_midi_notes(path: str | os.PathLike) -> np.ndarray:
     AudioFileError
         Missing or unreadable file.
     """
+    return read_midi_file(path)[0]
+
+
+def read_midi_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Notes of a MIDI file (all tracks and channels) with their durations.
+
+    A note lasts from its note-on to the first matching note-off (or note-on with velocity 0) on the
+    same channel and key; a note never released lasts to the end of the file (at least 0.1 s).
+
+    Returns
+    -------
+    notes : np.ndarray, dtype PERF_NOTE_DTYPE, sorted by onset then pitch
+    duration_s : np.ndarray [shape=(n_notes,)]
+
+    Raises
+    ------
+    AudioFileError
+        Missing or unreadable file.
+    """
     import mido
 
     p = Path(path)
     if not p.is_file():
         raise AudioFileError(f"{p}: no such file")
+    active: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    rows: list[tuple[float, int, int, float]] = []
+    t = 0.0
     try:
-        mid = mido.MidiFile(str(p))
-        rows: list[tuple[float, int, int]] = []
-        t = 0.0
-        for msg in mid:  # merged tracks; msg.time in seconds
+        for msg in mido.MidiFile(str(p)):  # merged tracks; msg.time in seconds
             t += msg.time
             if msg.type == "note_on" and msg.velocity > 0:
-                rows.append((t, msg.note, msg.velocity))
+                active.setdefault((msg.channel, msg.note), []).append((t, msg.velocity))
+            elif msg.type in ("note_off", "note_on"):
+                stack = active.get((msg.channel, msg.note))
+                if stack:
+                    on, vel = stack.pop(0)
+                    rows.append((on, msg.note, vel, t - on))
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as e:
         raise AudioFileError(f"{p}: not a readable MIDI file ({e})") from None
-    out = np.array(rows, dtype=PERF_NOTE_DTYPE) if rows else np.zeros(0, PERF_NOTE_DTYPE)
-    return out[np.lexsort((out["pitch"], out["onset_s"]))]
+    for (_, key), stack in active.items():
+        rows.extend((on, key, vel, max(t - on, 0.1)) for on, vel in stack)
+    rows.sort()
+    notes = np.zeros(len(rows), dtype=PERF_NOTE_DTYPE)
+    duration_s = np.zeros(len(rows))
+    for i, (on, key, vel, dur) in enumerate(rows):
+        notes[i] = (on, key, vel)
+        duration_s[i] = dur
+    return notes, duration_s
 
 
 def midi_input_names() -> list[str]:

@@ -106,37 +106,8 @@ def load_alignment(perf: Performance) -> np.ndarray:
 
 
 def load_performance_notes(perf_midi: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """All notes of a performance MIDI file.
+    """All notes of a performance MIDI file: ``(notes, duration_s)``, see
+    :func:`companion.audio.midi.read_midi_file`."""
+    from companion.audio.midi import read_midi_file
 
-    Returns
-    -------
-    notes : np.ndarray, PERF_NOTE_DTYPE, sorted by onset
-    duration_s : np.ndarray [shape=(n_notes,)]
-    """
-    import mido
-
-    from companion.events import PERF_NOTE_DTYPE
-
-    mid = mido.MidiFile(str(perf_midi))
-    t = 0.0
-    active: dict[tuple[int, int], list[tuple[float, int]]] = {}
-    rows: list[tuple[float, int, int, float]] = []
-    for msg in mid:  # merged tracks, msg.time in seconds
-        t += msg.time
-        if msg.type == "note_on" and msg.velocity > 0:
-            active.setdefault((msg.channel, msg.note), []).append((t, msg.velocity))
-        elif msg.type in ("note_off", "note_on"):
-            stack = active.get((msg.channel, msg.note))
-            if stack:
-                on, vel = stack.pop(0)
-                rows.append((on, msg.note, vel, t - on))
-    for (ch, p), stack in active.items():
-        for on, vel in stack:
-            rows.append((on, p, vel, max(t - on, 0.1)))
-    rows.sort()
-    notes = np.zeros(len(rows), dtype=PERF_NOTE_DTYPE)
-    dur = np.zeros(len(rows))
-    for i, (on, p, v, d) in enumerate(rows):
-        notes[i] = (on, p, v)
-        dur[i] = d
-    return notes, dur
+    return read_midi_file(perf_midi)
