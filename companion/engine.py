@@ -295,7 +295,7 @@ class Engine:
             Mono float32 audio at 44.1 kHz (any length), or notes for ``midi=True``.
         """
         if isinstance(block, NoteBlock):
-            notes = perf_notes(block.notes) if len(block.notes) else np.zeros(0, PERF_NOTE_DTYPE)
+            notes = perf_notes(block.notes)
             return Analysis(float(block.end_s), None, 0, notes)
         if self.transcriber is None:
             raise ValueError("this engine takes MIDI notes (NoteBlock), not audio")
@@ -574,4 +574,4 @@ def score_axis(piece: Any, *, tolerance_s: float = 1.0) -> tuple[np.ndarray, np.
 
 
 def _to_notes(events: list[NoteEvent]) -> np.ndarray:
-    return perf_notes(events) if events else np.zeros(0, PERF_NOTE_DTYPE)
+    return perf_notes(events)

@@ -227,7 +227,7 @@ class Transcriber:
             peaks = np.concatenate([picker.process(act), picker.flush()]) if len(act) else np.zeros(0, Peak)
             events = peaks_to_events(peaks)
         self.reset()
-        return perf_notes(events) if events else np.zeros(0, PERF_NOTE_DTYPE)
+        return perf_notes(events)
 
 
 def transcribe_file(path: str | os.PathLike, *, online: bool = False, transcriber: Transcriber | None = None,
