@@ -13,7 +13,9 @@ References
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -60,16 +62,18 @@ class NoteBRNN:
         self.rnn.eval()
         self.out.eval()
 
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        """Inference mode with torch's thread count set to ``num_threads`` for the duration."""
         prev = torch.get_num_threads()
-        if self.num_threads is not None and prev != self.num_threads:
+        switch = self.num_threads is not None and prev != self.num_threads
+        if switch:
             torch.set_num_threads(self.num_threads)
         try:
             with torch.inference_mode():
-                h, _ = self.rnn(x)
-                return self.out(h)
+                yield
         finally:
-            if self.num_threads is not None and prev != self.num_threads:
+            if switch:
                 torch.set_num_threads(prev)
 
     def full(self, features: np.ndarray) -> np.ndarray:
@@ -86,8 +90,9 @@ class NoteBRNN:
         f = np.ascontiguousarray(features, dtype=np.float32)
         if f.shape[0] == 0:
             return np.zeros((0, N_KEYS), np.float32)
-        y = self._run(torch.from_numpy(f)[:, None, :])
-        return y[:, 0, :].numpy().copy()
+        with self._inference():
+            h, _ = self.rnn(torch.from_numpy(f)[:, None, :])
+            return self.out(h)[:, 0, :].numpy().copy()
 
     def windows(self, windows: np.ndarray, position: int) -> np.ndarray:
         """Activations at one position of many equal-length windows, run as one batch.
@@ -106,13 +111,6 @@ class NoteBRNN:
         if w.shape[0] == 0:
             return np.zeros((0, N_KEYS), np.float32)
         x = torch.from_numpy(w).transpose(0, 1)  # (window_frames, n_windows, 482)
-        prev = torch.get_num_threads()
-        if self.num_threads is not None and prev != self.num_threads:
-            torch.set_num_threads(self.num_threads)
-        try:
-            with torch.inference_mode():
-                h, _ = self.rnn(x)
-                return self.out(h[position]).numpy().copy()
-        finally:
-            if self.num_threads is not None and prev != self.num_threads:
-                torch.set_num_threads(prev)
+        with self._inference():
+            h, _ = self.rnn(x)
+            return self.out(h[position]).numpy().copy()
