@@ -265,3 +265,20 @@ def test_open_errors(tmp_path, built):
     (trunc / "CURRENT").write_text("gen-5\n")
     with pytest.raises(DatabaseError, match="gen-5"):
         Database.open(trunc)
+
+
+def test_new_score_reader_rereads_every_stored_score(built, scores, monkeypatch, caplog):
+    """A database parsed by an older score reader is read again in full (also pieces not named)."""
+    db = Database.open(built)
+    assert db.reader_version == build_mod.READER_VERSION
+    report = build_database(built, scores[:1])
+    assert report.generation is None and report.unchanged == [str(scores[0])]  # same reader: nothing to do
+    monkeypatch.setattr(build_mod, "READER_VERSION", "999")
+    with caplog.at_level("INFO", logger="companion.db.build"):
+        report = build_database(built, scores[:1])
+    assert "score reader changed" in caplog.text
+    assert sorted(report.updated) == sorted(str(p) for p in scores) and not report.failed
+    db2 = Database.open(built)
+    assert db2.reader_version == "999" and db2.generation == "gen-2"
+    for pid in range(len(scores)):
+        np.testing.assert_array_equal(db2.piece(pid).notes, db.piece(pid).notes)

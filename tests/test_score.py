@@ -310,3 +310,32 @@ def test_symlinked_and_copied_scores_load_the_same(tmp_path):
     a, b = load_score(K545), load_score(copy)
     np.testing.assert_array_equal(a.notes, b.notes)
     assert a.meta.sha256 == b.meta.sha256 and a.meta.source != b.meta.source
+
+
+def test_timemap_quarters_repairs_verovio_positions():
+    """Entries whose qstamp contradicts their time (verovio 6.4 on some scores) are repaired from the time."""
+    from companion.score.load import timemap_quarters
+
+    tm = [
+        {"tstamp": 0.0, "qstamp": 0.0, "tempo": 60},
+        {"tstamp": 1000.0, "qstamp": 1.0},
+        {"tstamp": 3000.0, "qstamp": -1303.0},  # wrong by a whole section; so is everything after it
+        {"tstamp": 2000.0, "qstamp": 2.0},  # out of time order, as verovio sometimes lists them
+        {"tstamp": 4000.0, "qstamp": -1302.0, "tempo": 120},
+        {"tstamp": 4500.0, "qstamp": -1301.0},  # twice as fast from here: verovio's steps are kept
+        {"tstamp": 5000.0, "qstamp": -1300.0},
+    ]
+    np.testing.assert_allclose(timemap_quarters(tm), [0.0, 1.0, 3.0, 2.0, 4.0, 5.0, 6.0])
+    ok = [{"tstamp": 0.0, "qstamp": 0.0, "tempo": 90}, {"tstamp": 333.0, "qstamp": 0.5},
+          {"tstamp": 1000.0, "qstamp": 1.5}]
+    assert timemap_quarters(ok).tolist() == [0.0, 0.5, 1.5]  # verovio's exact values where it is consistent
+
+
+def test_barcarolle_positions_follow_the_bars(asap):
+    """ASAP's Chopin Barcarolle: verovio puts bars 85-116 at negative quarters; the reader does not."""
+    piece = load_score(asap / "Chopin" / "Barcarolle" / "xml_score.mxl")
+    q, s = piece.notes["onset_quarters"], piece.notes["onset_s"]
+    assert q.min() >= 0 and np.all(np.diff(s) >= -1e-6)
+    numbers = [int(n) for n in piece.bars["number"]]
+    assert numbers == sorted(numbers) and numbers[0] == 1 and numbers[-1] >= 116
+    np.testing.assert_allclose(piece.seconds_to_quarters(s), q, atol=1e-6)

@@ -32,7 +32,7 @@ from companion.db.store import (
     read_current,
     write_generation,
 )
-from companion.score.load import SUPPORTED_SUFFIXES, file_sha256
+from companion.score.load import READER_VERSION, SUPPORTED_SUFFIXES, file_sha256
 from companion.score.model import BAR_DTYPE, NOTE_DTYPE
 
 __all__ = ["BuildReport", "build_database", "collect_score_files"]
@@ -284,6 +284,10 @@ def _build_locked(db_path: Path, files: list[Path], report: BuildReport, on_prog
     old_gen = read_current(db_path)
     old = Database._open_generation(db_path, old_gen) if old_gen else None
     old_by_source = {m.source: i for i, m in enumerate(old.metas)} if old else {}
+    reread = old is not None and old.reader_version != READER_VERSION
+    if reread:
+        log.info("%s: the score reader changed (version %s -> %s); every score is read again", db_path,
+                 old.reader_version, READER_VERSION)
 
     # parameters first: a bad value should fail before minutes of parsing
     new_params = _params_dict(fingerprint_params)
@@ -312,13 +316,27 @@ def _build_locked(db_path: Path, files: list[Path], report: BuildReport, on_prog
             continue
         stats[src] = (sha, st.st_mtime, st.st_size)
         pid = old_by_source.get(src)
-        if pid is not None and old.metas[pid].sha256 == sha:
+        if pid is not None and old.metas[pid].sha256 == sha and not reread:
             report.unchanged.append(src)
             done += 1
             if on_progress:
                 on_progress(done, total, src)
         else:
             to_parse.append(src)
+
+    if reread:  # stored pieces that were not named this time are read again too, where their file is there
+        for src in old_by_source:
+            if src in stats:
+                continue
+            try:
+                f = Path(src)
+                st = f.stat()
+                stats[src] = (file_sha256(f), st.st_mtime, st.st_size)
+            except OSError:
+                log.warning("%s: cannot be read again with the new score reader; its stored notes are kept", src)
+                continue
+            to_parse.append(src)
+            total += 1
 
     # parse what is new or changed
     parsed: dict[str, dict] = {}
@@ -371,7 +389,7 @@ def _build_locked(db_path: Path, files: list[Path], report: BuildReport, on_prog
 
     report.n_pieces = len(rows)
     report.n_notes = int(sum(r["note_count"] for r in rows))
-    if not report.added and not report.updated and old is not None and params_dict == old_params:
+    if not report.added and not report.updated and old is not None and params_dict == old_params and not reread:
         log.info("%s: nothing changed", db_path)
         return report
     if not rows:
@@ -400,7 +418,8 @@ def _build_locked(db_path: Path, files: list[Path], report: BuildReport, on_prog
     gdir = db_path / gen
     try:
         write_generation(gdir, rows=rows, notes=notes_all, bars=bars_all,
-                         index_arrays=index_arrays, fingerprint_params=params_dict)
+                         index_arrays=index_arrays, fingerprint_params=params_dict,
+                         reader_version=READER_VERSION)
         commit_generation(db_path, gen)
     except BaseException as exc:
         shutil.rmtree(gdir, ignore_errors=True)

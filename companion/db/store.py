@@ -114,6 +114,10 @@ class Database:
         One per piece; the piece id is the position in this list.
     fingerprint_params : dict
         The fingerprint parameters the index was built with (``FingerprintParams.to_dict()``).
+    reader_version : str
+        :data:`companion.score.load.READER_VERSION` of the score reader that parsed the stored pieces
+        (``"1"`` for databases written before it was recorded); a build re-reads every score when it
+        differs from the running reader's.
     notes : np.ndarray [shape=(n_notes,), dtype=NOTE_DTYPE]
         All pieces' notes, concatenated in piece order (memory-mapped).
     bars : np.ndarray [shape=(n_bars,), dtype=BAR_DTYPE]
@@ -136,8 +140,10 @@ class Database:
         note_offsets: np.ndarray,
         bar_offsets: np.ndarray,
         file_stats: list[tuple[float, int]] | None = None,
+        reader_version: str = "1",
     ) -> None:
         self.path = path
+        self.reader_version = reader_version
         self.generation = generation
         self.metas = metas
         self.fingerprint_params = fingerprint_params
@@ -232,6 +238,7 @@ class Database:
             note_offsets=note_offsets,
             bar_offsets=bar_offsets,
             file_stats=stats,
+            reader_version=info.get("reader_version", "1"),
         )
 
     # -- pieces -------------------------------------------------------------------------------------
@@ -317,6 +324,7 @@ def write_generation(
     bars: np.ndarray,
     index_arrays: Mapping[str, np.ndarray],
     fingerprint_params: dict,
+    reader_version: str = "1",
 ) -> None:
     """Write one complete generation into the new, empty folder ``gdir`` and fsync it.
 
@@ -342,7 +350,8 @@ def write_generation(
         con.executescript(SCHEMA)
         con.executemany(
             "INSERT INTO info (key, value) VALUES (?, ?)",
-            [("format_version", str(FORMAT_VERSION)), ("fingerprint_params", json.dumps(fingerprint_params, sort_keys=True))],
+            [("format_version", str(FORMAT_VERSION)), ("fingerprint_params", json.dumps(fingerprint_params, sort_keys=True)),
+             ("reader_version", str(reader_version))],
         )
         con.executemany(
             "INSERT INTO pieces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

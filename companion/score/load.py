@@ -20,13 +20,18 @@ import numpy as np
 
 from companion.score.model import BAR_DTYPE, NOTE_DTYPE, Piece, PieceMeta, ScoreError
 
-__all__ = ["NOTATED_SUFFIXES", "MIDI_SUFFIXES", "SUPPORTED_SUFFIXES", "load_score", "file_sha256", "dedupe_unisons", "verovio_load"]
+__all__ = ["NOTATED_SUFFIXES", "MIDI_SUFFIXES", "SUPPORTED_SUFFIXES", "READER_VERSION", "load_score", "file_sha256",
+           "dedupe_unisons", "verovio_load", "timemap_quarters"]
 
 log = logging.getLogger(__name__)
 
 NOTATED_SUFFIXES = (".musicxml", ".xml", ".mxl", ".mei", ".krn", ".abc")
 MIDI_SUFFIXES = (".mid", ".midi")
 SUPPORTED_SUFFIXES = NOTATED_SUFFIXES + MIDI_SUFFIXES
+
+#: version of what this module makes of a score file; a database built by another version re-reads its
+#: scores (2: quarter positions recomputed from the timemap's times, see :func:`timemap_quarters`)
+READER_VERSION = "2"
 
 #: verovio options used for every load; xmlIdSeed makes generated ids stable between runs
 VEROVIO_OPTIONS = {"xmlIdSeed": 1}
@@ -162,6 +167,67 @@ def dedupe_unisons(notes: np.ndarray) -> np.ndarray:
     return notes[np.concatenate([[True], ~same])]
 
 
+def timemap_quarters(timemap: list[dict]) -> np.ndarray:
+    """Quarter-note position of every timemap entry, consistent with its time at score tempo.
+
+    verovio 6.4 sometimes gives entries a wrong ``qstamp``: whole sections shifted by hundreds of
+    quarters (ASAP's Chopin Barcarolle from bar 85, Beethoven op. 57 i), single notes far off
+    (Chopin Ballade no. 1), or a passage that jumps back and forth (Chopin Sonata no. 3 iii), while
+    their ``tstamp`` (ms at score tempo) stays right. The ``tempo`` entries cannot repair it alone:
+    some scores have none although their tempo is not 120.
+
+    So the entries are walked in time order and verovio's step ``Δq`` between neighbours is kept unless
+    it goes backwards or is far longer than the current tempo allows (``Δq > 3 ρ Δt + 1``; a slower
+    step is kept: fermatas and slow sections). A step that is not kept is replaced by ``ρ Δt``. ``ρ`` (quarters per second) starts at the median of verovio's steps, follows
+    the kept steps, and scales with the ratio of the ``tempo`` entries where the score changes tempo.
+    Where verovio is consistent, which is nearly always, its exact values come back unchanged.
+
+    Parameters
+    ----------
+    timemap : list of dict
+        ``renderToTimemap`` entries (``tstamp`` ms, ``qstamp``, optional ``tempo``), in any order.
+
+    Returns
+    -------
+    np.ndarray [shape=(len(timemap),), dtype=float64]
+    """
+    n = len(timemap)
+    t = np.array([float(e["tstamp"]) for e in timemap], dtype=np.float64) / 1000.0
+    q_vrv = np.array([float(e["qstamp"]) for e in timemap], dtype=np.float64)
+    if n == 0:
+        return q_vrv
+    order = np.argsort(t, kind="stable")
+    dt_all = np.diff(t[order])
+    dq_all = np.diff(q_vrv[order])
+    steady = (dt_all > 0.05) & (dq_all > 0)
+    rho = float(np.median(dq_all[steady] / dt_all[steady])) if steady.any() else 2.0
+    q = np.empty(n, dtype=np.float64)
+    first = order[0]
+    q[first] = q_vrv[first]
+    tempo = timemap[first].get("tempo")
+    n_bad = 0
+    for a, b in zip(order[:-1], order[1:]):
+        new_tempo = timemap[a].get("tempo")
+        if new_tempo is not None and float(new_tempo) > 0:
+            if tempo is not None and float(tempo) > 0:
+                rho *= float(new_tempo) / float(tempo)
+            tempo = new_tempo
+        dt = t[b] - t[a]
+        dv = q_vrv[b] - q_vrv[a]
+        expect = rho * dt
+        if -1e-9 <= dv <= 3.0 * expect + 1.0:
+            q[b] = q[a] + dv if abs(q[a] - q_vrv[a]) > 1e-9 else q_vrv[b]
+            if dt > 0.1 and dv > 0:
+                rho = dv / dt
+        else:
+            q[b] = q[a] + expect
+            n_bad += 1
+    if n_bad:
+        log.info("verovio gave %d of %d timemap entries an inconsistent quarter position; repaired from their "
+                 "times", n_bad, n)
+    return q
+
+
 def _arrays_from_timemap(
     tk,
     timemap: list[dict],
@@ -185,8 +251,8 @@ def _arrays_from_timemap(
     onsets: dict[str, tuple[float, float]] = {}
     offsets: dict[str, float] = {}
     bar_rows: list[tuple[float, float, str]] = []
-    for entry in timemap:
-        q = float(entry["qstamp"])
+    qstamps = timemap_quarters(timemap)
+    for entry, q in zip(timemap, qstamps):
         t = float(entry["tstamp"]) / 1000.0
         m = entry.get("measureOn")
         if m is not None:
@@ -207,6 +273,7 @@ def _arrays_from_timemap(
             notated_cache[elem_id] = got
         return got
 
+    bar_rows.sort(key=lambda row: (row[0], row[1]))  # verovio lists the timemap by its own qstamp
     bars = np.zeros(len(bar_rows), dtype=BAR_DTYPE)
     number_cache: dict[str, str] = dict(numbers or {})
     for i, (q, t, mid) in enumerate(bar_rows):
