@@ -23,7 +23,7 @@ References
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -200,6 +200,9 @@ class ScoreFeatures:
         (skipping a repeat, or repeating once more), besides ``src + 1``.
     fps : float
     piece : Piece
+    onsets : np.ndarray [shape=(n_onsets,)]
+        Sorted distinct note onsets along the unfolded score, quarter notes (the notes the features
+        were made of); the tracker shows the bar of the next one (:attr:`TrackerParams.snap_display`).
     """
 
     features: np.ndarray
@@ -209,6 +212,7 @@ class ScoreFeatures:
     jumps: np.ndarray
     fps: float
     piece: Piece
+    onsets: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_frames(self) -> int:
@@ -335,4 +339,5 @@ def score_features(piece: Piece, *, fps: float = 50.0, params: ChromaParams | No
         if 0 <= src < n and 0 <= dst < n:
             jumps.append((src, dst))
     return ScoreFeatures(features=feats, silent=silent, quarters=quarters, bar=bar,
-                         jumps=np.array(jumps, np.int64).reshape(-1, 2), fps=float(fps), piece=piece)
+                         jumps=np.array(jumps, np.int64).reshape(-1, 2), fps=float(fps), piece=piece,
+                         onsets=np.unique(notes["onset_quarters"].astype(np.float64)))

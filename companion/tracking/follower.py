@@ -184,8 +184,9 @@ class Follower:
         q = float(result.score_quarters[k])
         b = int(result.bar[k])
         bars = self.piece.bars
+        # the shown bar may be the next one (the bar of the next onset, TrackerParams.snap_display)
         return ScorePosition(t, st, self.piece.meta.source, str(bars["number"][b]),
-                             q - float(bars["start_quarters"][b]), q, float(result.tempo[k]),
+                             max(0.0, q - float(bars["start_quarters"][b])), q, float(result.tempo[k]),
                              float(result.confidence[k]))
 
 

@@ -82,6 +82,11 @@ class TrackerParams:
     lead_s : float
         The reported position is extrapolated this far ahead at the current tempo, to make up for the
         latency of the features (a frame is complete 46 ms after its centre) and of the path's end.
+    snap_display : bool
+        Report the bar of the next note onset at or after the position (the bar about to be played)
+        rather than the bar the position lies in. Between the last onset of a bar and the first one
+        of the next, the player's next note is in the next bar; showing it then needs no prediction
+        of when exactly that note comes, which a lead alone cannot give (see :class:`TrackResult`).
     """
 
     audio_fps: float = 100.0
@@ -98,7 +103,8 @@ class TrackerParams:
     confidence_s: float = 4.0
     lost_confidence: float = 0.25
     lost_after_s: float = 3.0
-    lead_s: float = 0.15
+    lead_s: float = 0.05
+    snap_display: bool = True
 
 
 @dataclass
@@ -112,7 +118,10 @@ class TrackResult:
     score_quarters : np.ndarray, float64
         Position along the unfolded score in quarter notes (NaN while searching).
     bar : np.ndarray, int32
-        Index into ``piece.bars`` (-1 while searching).
+        Index into ``piece.bars`` (-1 while searching): the bar shown. With
+        :attr:`TrackerParams.snap_display`, the bar of the next note onset at or after
+        ``score_quarters`` (so it may be the bar after the one ``score_quarters`` lies in, between the
+        last onset of a bar and the next bar line).
     tempo : np.ndarray, float64
         Tempo estimate: score seconds per audio second (> 1: faster than notated).
     confidence : np.ndarray, float64
@@ -499,6 +508,10 @@ class OnlineTracker:
         if ok.any():
             quarters[ok] = np.interp(pos[ok], np.arange(sc.n_frames), sc.quarters)
             starts = sc.piece.bars["start_quarters"]
-            bar[ok] = np.clip(np.searchsorted(starts, quarters[ok] + 1e-9, side="right") - 1, 0, len(starts) - 1)
+            shown = quarters[ok]
+            if self.params.snap_display and len(sc.onsets):
+                nxt = np.searchsorted(sc.onsets, shown - 1e-6, side="left")
+                shown = np.where(nxt < len(sc.onsets), sc.onsets[np.minimum(nxt, len(sc.onsets) - 1)], shown)
+            bar[ok] = np.clip(np.searchsorted(starts, shown + 1e-9, side="right") - 1, 0, len(starts) - 1)
         return TrackResult(score_frame=pos, score_quarters=quarters, bar=bar, tempo=tempo, confidence=conf,
                            state=state, cost=cost, path_frame=raw)
