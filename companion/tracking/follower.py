@@ -59,10 +59,12 @@ class Follower:
     tempo_candidates : tuple of float
         When following from the start without a tempo (``--piece``), one tracker per candidate tempo
         (score seconds per audio second) runs until ``decide_after_s`` seconds of sound; then the one
-        whose path fits best (lowest smoothed local cost) is kept. Until then the best-fitting one
-        at each frame is reported. The notated tempo (verovio's, often a default) can be far from the
-        player's, and the DTW's slope constraint (1/2 .. 2) needs a start within that range.
+        picked by :meth:`_consensus` (confidence, plus agreement with the others) is kept. Until then
+        the one picked at each frame is reported. The notated tempo (verovio's, often a default) can be
+        far from the player's, and the DTW's slope constraint (1/2 .. 2) needs a start within that range.
     decide_after_s : float
+    support_weight : float
+        See :meth:`_consensus`.
 
     Notes
     -----
@@ -73,7 +75,7 @@ class Follower:
     def __init__(self, piece: Piece, *, score_fps: float = 50.0, chroma_params: ChromaParams | None = None,
                  tracker_params: TrackerParams | None = None,
                  tempo_candidates: tuple[float, ...] = (0.35, 0.5, 0.7, 1.0, 1.4, 2.0),
-                 decide_after_s: float = 8.0) -> None:
+                 decide_after_s: float = 16.0, support_weight: float = 0.1) -> None:
         from companion.transcription.features import IncrementalFeatures
 
         self.piece = piece
@@ -84,6 +86,7 @@ class Follower:
         self.tracker_params = tracker_params or TrackerParams()
         self.tempo_candidates = tuple(tempo_candidates)
         self.decide_after_s = float(decide_after_s)
+        self.support_weight = float(support_weight)
         self.tracker = OnlineTracker(self.score, params=self.tracker_params)
         self._candidates: list[OnlineTracker] = []
         self._sound_frames = 0
@@ -131,7 +134,7 @@ class Follower:
         n = len(silent)
         sound = self._sound_frames + np.cumsum(~silent)
         self._sound_frames = int(sound[-1]) if n else self._sound_frames
-        pick = self._consensus(np.stack([r.path_frame for r in results]), np.stack([r.cost for r in results]))
+        pick = self._consensus(np.stack([r.path_frame for r in results]), np.stack([r.confidence for r in results]))
         decide = np.nonzero(sound >= self.decide_after_s * self.tracker_params.audio_fps)[0]
         if len(decide):
             k = int(decide[0])
@@ -149,14 +152,17 @@ class Follower:
         fb = self.features.process(block)
         return self.process_spec(fb.spec)
 
-    def _consensus(self, pos: np.ndarray, cost: np.ndarray) -> np.ndarray:
-        """Per frame, the candidate that most others agree with (positions within 1 score second),
-        ties broken by the lowest path cost. A wrong start tempo rarely agrees with anything, while
-        the plausible ones converge on the same position.
+    def _consensus(self, pos: np.ndarray, conf: np.ndarray) -> np.ndarray:
+        """Per frame, the candidate with the highest confidence plus ``support_weight`` times the number
+        of candidates (itself included) within 1 score second of it. The confidence (path cost against
+        the window's mean cost) tells a path that fits from one that merely drifts, whatever the
+        local spectrum; the support term lets the candidates that converge on the same position win
+        near-ties. (Support first, as before, failed when several wrong fast candidates ran ahead
+        together; the lowest raw cost favours positions with a flat spectrum.)
 
         Parameters
         ----------
-        pos, cost : np.ndarray [shape=(n_candidates, n_frames)]
+        pos, conf : np.ndarray [shape=(n_candidates, n_frames)]
 
         Returns
         -------
@@ -166,9 +172,7 @@ class Follower:
             return np.zeros(0, int)
         near = np.abs(pos[:, None, :] - pos[None, :, :]) <= self.score.fps  # (c, c, n)
         support = near.sum(axis=1).astype(float)  # (c, n)
-        finite = np.where(np.isfinite(cost), cost, 1e9)
-        key = support - np.minimum(finite, 1e8) * 1e-3  # support first, then the lower cost
-        return np.argmax(key, axis=0)
+        return np.argmax(conf + self.support_weight * support, axis=0)
 
     def flush(self) -> TrackResult:
         """Complete the last frames of a finite signal."""
