@@ -41,6 +41,7 @@ def vote(qh, qt1, qdt, qp1, tc, bucket_start, e_piece, e_t1, e_dt12, e_p1, piece
     -------
     keys : int64 (n_cells,)   cell = global bin * (2 max_t + 1) + T + max_t
     count : float64 (n_cells,) weighted votes per cell (a hit weighs 1 / log2(2 + its bucket's size))
+    smooth : float64 (n_cells,) the cell's votes plus those of its two neighbouring position bins
     logr : float64 (n_cells,) weighted sum of log tempo ratios of the votes
     pos : float64 (n_cells,)  weighted sum of voted positions
     n_hits : int               index entries looked at
@@ -65,9 +66,7 @@ def vote(qh, qt1, qdt, qp1, tc, bucket_start, e_piece, e_t1, e_dt12, e_p1, piece
     size = 1 << bits
     shift = np.uint64(64 - bits)
     tkeys = np.full(size, -1, dtype=np.int64)
-    tcount = np.zeros(size, dtype=np.float64)
-    tlogr = np.zeros(size, dtype=np.float64)
-    tpos = np.zeros(size, dtype=np.float64)
+    tacc = np.zeros((size, 3), dtype=np.float64)  # votes, Σ w log r, Σ w pos: one cache line per cell
     used = np.empty(size, dtype=np.int64)
     n_used = 0
     mask = size - 1
@@ -100,20 +99,33 @@ def vote(qh, qt1, qdt, qp1, tc, bucket_start, e_piece, e_t1, e_dt12, e_p1, piece
                 tkeys[slot] = key
                 used[n_used] = slot
                 n_used += 1
-            tcount[slot] += w_i
-            tlogr[slot] += w_i * np.log(r)
-            tpos[slot] += w_i * pos
+            tacc[slot, 0] += w_i
+            tacc[slot, 1] += w_i * np.log(r)
+            tacc[slot, 2] += w_i * pos
     keys = np.empty(n_used, dtype=np.int64)
     count = np.empty(n_used, dtype=np.float64)
+    smooth = np.empty(n_used, dtype=np.float64)
     logr = np.empty(n_used, dtype=np.float64)
     posr = np.empty(n_used, dtype=np.float64)
     for k in range(n_used):
         s = used[k]
         keys[k] = tkeys[s]
-        count[k] = tcount[s]
-        logr[k] = tlogr[s]
-        posr[k] = tpos[s]
-    return keys, count, logr, posr, total
+        count[k] = tacc[s, 0]
+        logr[k] = tacc[s, 1]
+        posr[k] = tacc[s, 2]
+        # diagonal vote: plus the votes of the neighbouring position bins (same piece and T; the padding
+        # bins at both ends of a piece keep neighbours inside it)
+        sm = tacc[s, 0]
+        for d in (-n_t, n_t):
+            nk = tkeys[s] + d
+            slot = np.int64((np.uint64(nk) * np.uint64(0x9E3779B97F4A7C15)) >> shift)
+            while tkeys[slot] != -1:
+                if tkeys[slot] == nk:
+                    sm += tacc[slot, 0]
+                    break
+                slot = (slot + 1) & mask
+        smooth[k] = sm
+    return keys, count, smooth, logr, posr, total
 
 
 @njit(cache=True)
@@ -160,7 +172,9 @@ def _centre_fit(qon, qpi, son, spi, pos_c, r0, t, tc, tol, half_w, r_min, r_max,
                 if j >= 0:
                     res[n_res] = son[j] - s_pred
                     n_res += 1
-        pos = pos_c + (np.median(res[:n_res]) if n_res > 0 else 0.0)
+        if n_res <= best_m:
+            continue  # at most n_res notes can match at this tempo: it cannot beat the best
+        pos = pos_c + np.median(res[:n_res])
         m = 0
         for i in range(nq):
             if abs(qon[i] - tc) <= half_w:

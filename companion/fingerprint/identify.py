@@ -66,7 +66,10 @@ class IdentifyParams:
     max_hits : int
         Budget of index entries looked at per query; query triplets are taken rarest hash first.
     n_candidates : int
-        Cells verified note by note (a first, cheap pass).
+        At most this many cells are verified note by note (a first, cheap pass).
+    min_vote_ratio : float
+        Only cells with at least this share of the best cell's (diagonal) votes are verified; on ASAP the
+        right cell had at least 0.375 of the best's in 99 % of 5 s queries (clean and with 25 % errors).
     n_refine : int
         Candidates with most matches in the first pass that get the full check (fit, local correction).
     tol1_s : float
@@ -93,6 +96,7 @@ class IdentifyParams:
     max_transposition: int = 12
     max_hits: int = 100_000
     n_candidates: int = 200
+    min_vote_ratio: float = 0.2
     n_refine: int = 24
     tol1_s: float = 0.3
     band_s: float = 1.0
@@ -192,32 +196,23 @@ class Identifier:
         order = np.lexsort((pitch, onset))  # all notes are verified (the chord cap is for the triplets only)
         qon, qpi = onset[order], pitch[order]
         tc = 0.5 * (qon[0] + qon[-1])
-        keys, count, logr, possum, _ = vote(
+        keys, count, smooth, logr, possum, _ = vote(
             tr["hash"].astype(np.int64), tr["t1"], tr["dt12"], tr["p1"].astype(np.int64), tc,
             ix.bucket_start, ix.piece, ix.t1, ix.dt12, ix.p1, self._piece_bin_start, p.bin_s,
             p.r_min, p.r_max, p.max_transposition, p.max_hits)
         if len(keys) == 0:
             return []
         n_t = 2 * p.max_transposition + 1
-        # diagonal smoothing: add the votes of the neighbouring position bins (same T)
-        sorter = np.argsort(keys, kind="stable")
-        sk = keys[sorter]
-        sc = count[sorter]
-        smooth = sc.copy()
-        for d in (-n_t, n_t):
-            j = np.minimum(np.searchsorted(sk, sk + d), len(sk) - 1)
-            hit = sk[j] == sk + d
-            smooth[hit] += sc[j[hit]]
-        n_c = min(p.n_candidates, len(sk))
-        top = np.argpartition(-smooth, n_c - 1)[:n_c] if n_c < len(sk) else np.arange(len(sk))
-        top = top[np.lexsort((sk[top], -smooth[top]))]  # deterministic order
-        cand_keys = sk[top]
+        n_c = min(p.n_candidates, len(keys))
+        top = np.argpartition(-smooth, n_c - 1)[:n_c] if n_c < len(keys) else np.arange(len(keys))
+        top = top[smooth[top] >= p.min_vote_ratio * smooth[top].max()]
+        top = top[np.lexsort((keys[top], -smooth[top]))]  # deterministic order
+        cand_keys = keys[top]
         gbin = cand_keys // n_t
         t_sq = (cand_keys % n_t) - p.max_transposition  # score pitch - query pitch
         pids = np.searchsorted(self._piece_bin_start, gbin, side="right") - 1
-        sel = sorter[top]
-        r0 = np.exp(logr[sel] / count[sel])
-        pos_c = possum[sel] / count[sel]
+        r0 = np.exp(logr[top] / count[top])
+        pos_c = possum[top] / count[top]
         f, end_s, ratio, matched, err = verify(
             qon, qpi, ix.note_onset_s, ix.note_pitch, ix.piece_start, pids.astype(np.int64), pos_c, r0,
             t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
