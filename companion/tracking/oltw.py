@@ -46,6 +46,8 @@ __all__ = ["TrackerParams", "TrackResult", "OnlineTracker", "SEARCHING", "TRACKI
 log = logging.getLogger(__name__)
 
 SEARCHING, TRACKING, LOST = 0, 1, 2
+#: until the first sounding frame after a seed, the position is reported this far (quarters) before it
+_BEFORE_Q = 0.01
 STATE_NAMES = ("searching", "tracking", "lost")
 
 
@@ -114,11 +116,12 @@ class TrackResult:
     Attributes
     ----------
     score_frame : np.ndarray, float64
-        Position in score frames (fractional), -1 while searching.
+        Position in score frames (fractional), -1 before a seed.
     score_quarters : np.ndarray, float64
-        Position along the unfolded score in quarter notes (NaN while searching).
+        Position along the unfolded score in quarter notes (NaN before a seed; just before the seed
+        position until the first sounding frame after it).
     bar : np.ndarray, int32
-        Index into ``piece.bars`` (-1 while searching): the bar shown. With
+        Index into ``piece.bars`` (-1 before a seed): the bar shown. With
         :attr:`TrackerParams.snap_display`, the bar of the next note onset at or after
         ``score_quarters`` (so it may be the bar after the one ``score_quarters`` lies in, between the
         last onset of a bar and the next bar line).
@@ -131,7 +134,7 @@ class TrackResult:
     cost : np.ndarray, float64
         Smoothed local cost along the path (lower is a better fit; inf before the first column).
     path_frame : np.ndarray, float64
-        The end of the warping path in score frames, without the latency lead (-1 while searching).
+        The end of the warping path in score frames, without the latency lead (-1 before a seed).
     """
 
     score_frame: np.ndarray
@@ -474,6 +477,7 @@ class OnlineTracker:
         conf = np.zeros(n)
         state = np.zeros(n, np.int8)
         cost = np.full(n, np.inf)
+        waiting = np.zeros(n, bool)
         sc = self.score
         for k in range(n):
             self._frame += 1
@@ -494,6 +498,7 @@ class OnlineTracker:
                 self._update_tempo()
                 self._update_state()
             if self._seeded:
+                waiting[k] = self._n_columns == 0
                 lead = self.params.lead_s * self._tempo * sc.fps if self._n_columns else 0.0
                 raw[k] = min(self._best + self._phase, sc.n_frames - 1)
                 pos[k] = min(raw[k] + lead, sc.n_frames - 1)
@@ -513,5 +518,7 @@ class OnlineTracker:
                 nxt = np.searchsorted(sc.onsets, shown - 1e-6, side="left")
                 shown = np.where(nxt < len(sc.onsets), sc.onsets[np.minimum(nxt, len(sc.onsets) - 1)], shown)
             bar[ok] = np.clip(np.searchsorted(starts, shown + 1e-9, side="right") - 1, 0, len(starts) - 1)
+            # nothing heard since the seed: the player has not reached the seed position yet
+            quarters[ok & waiting] -= _BEFORE_Q
         return TrackResult(score_frame=pos, score_quarters=quarters, bar=bar, tempo=tempo, confidence=conf,
                            state=state, cost=cost, path_frame=raw)
