@@ -48,6 +48,7 @@ log = logging.getLogger("companion.bench.engine_bench")
 
 SR = 44100
 BLOCK = 2048
+PARTS = ("identify", "follow", "splice", "unknown")
 DEFAULT_DB = Path(tempfile.gettempdir()) / "companion-bench" / "asap_db"
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "companion-bench" / "engine_render"
 
@@ -75,17 +76,20 @@ class Perf:
     bar: np.ndarray  # bar index in the piece
     numbers: np.ndarray  # the piece's bar numbers
     duration_s: float
+    source: str = ""  # the piece's source (for the bar distance of a shown position)
+    pid: int = -1  # and its id in the database
 
 
 def load_perf(db, perf) -> Perf:
     from companion.bench.asap import piece_key
     from companion.bench.follow_bench import ground_truth
 
-    piece = db.piece(db.find(str(perf.score)))
+    pid = db.find(str(perf.score))
+    piece = db.piece(pid)
     gt = ground_truth(perf, piece, max_s=1e9)
     bars = np.array([piece.bar_at(q) for q in gt.quarters], np.int64)
     return Perf(perf, piece_key(perf.folder), gt.onset_s, gt.measure, bars, piece.bars["number"],
-                float(gt.onset_s[-1]) + 2.0)
+                float(gt.onset_s[-1]) + 2.0, piece.meta.source, pid)
 
 
 class Renders:
@@ -140,6 +144,64 @@ def _shown_right(positions, truth_t, truth_measure, truth_key) -> np.ndarray:
             continue
         pk = keys.get(p.source) or keys.setdefault(p.source, piece_key(p.source))
         out[i] = pk == key and p.measure == m
+    return out
+
+
+#: where the notes of a following run are shown (:func:`_breakdown`), in table order
+CAUSES = ("right", "before the first seed", "searching / lost", "wrong piece", "bar ±1", "2-8 bars off",
+          "> 8 bars off, wrong seed", "> 8 bars off, drift")
+
+
+def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf", db) -> np.ndarray:
+    """Why each ground-truth note was (not) shown in its right bar: an index into :data:`CAUSES`.
+
+    A note before the engine's first seed counts there whatever is shown; a position far off (more
+    than 8 bars) counts as a wrong seed when the last seed or re-seed before it was already more than
+    8 bars from the truth at its time, as drift otherwise.
+    """
+    from companion.bench.asap import piece_key
+
+    ts = np.array([p.t for p in positions])
+    k = np.searchsorted(ts, truth_t, side="right") - 1
+    seeds = [(t, pid, s) for t, what, pid, s in events if what in ("seed", "reseed")]
+    seed_t = np.array([t for t, _, _ in seeds])
+    piece = None
+    # whether each seed landed within 8 bars of the truth (the bar of the last note sounded by then)
+    seed_ok = []
+    for t, pid, s in seeds:
+        if db.metas[pid].source != perf.source:
+            seed_ok.append(piece_key(db.metas[pid].source) == perf.key)
+            continue
+        piece = piece or db.piece(perf.pid)
+        from companion.engine import score_axis
+
+        s_ax, q_ax = score_axis(piece)
+        j = np.searchsorted(truth_t, t, side="right") - 1
+        b = piece.bar_at(float(np.interp(s, s_ax, q_ax)))
+        seed_ok.append(j < 0 or abs(b - int(truth_bar[max(j, 0)])) <= 8)
+    out = np.zeros(len(truth_t), np.int64)
+    for i, (kk, t) in enumerate(zip(k, truth_t)):
+        n_seed = int(np.searchsorted(seed_t, t, side="right"))
+        p = positions[kk] if kk >= 0 else None
+        if n_seed == 0:
+            right = p is not None and p.state == "tracking" and p.source is not None \
+                and piece_key(p.source) == perf.key and p.measure == truth_measure[i]
+            out[i] = 0 if right else 1
+            continue
+        if p is None or p.state != "tracking" or p.source is None or p.score_quarters is None:
+            out[i] = 2
+            continue
+        if piece_key(p.source) != perf.key:
+            out[i] = 3
+            continue
+        if p.measure == truth_measure[i]:  # as _shown_right (another pass of a repeat counts)
+            continue
+        if p.source != perf.source:  # a twin
+            out[i] = 5
+            continue
+        piece = piece or db.piece(perf.pid)
+        d = abs(piece.bar_at(p.score_quarters) - int(truth_bar[i]))
+        out[i] = 4 if d <= 1 else 5 if d <= 8 else 6 if not seed_ok[n_seed - 1] else 7
     return out
 
 
@@ -199,8 +261,10 @@ def bench_identify(db, ident, perfs, renders, soundfont, lengths, n, rng) -> dic
     return res
 
 
-def bench_follow(engine, perfs, renders, soundfont, length, n, rng) -> dict:
+def bench_follow(engine, perfs, renders, soundfont, length, n, rng, db=None) -> dict:
     firsts, shares, after, cpu, audio_s = [], [], [], 0.0, 0.0
+    causes = np.zeros(len(CAUSES))
+    losses = seeds = reseeds = 0
     cands = [p for p in perfs if p.duration_s > length + 5]
     for _ in range(n):
         p = cands[int(rng.integers(len(cands)))]
@@ -216,11 +280,23 @@ def bench_follow(engine, perfs, renders, soundfont, length, n, rng) -> dict:
         firsts.append(first)
         shares.append(ok.mean() if len(ok) else np.nan)
         after.append(ok[tt >= first].mean() if ok.any() else 0.0)
-        log.info("%s follow %s @%.1f: first %.2f share %.3f", soundfont, p.perf.name, t0, first, shares[-1])
+        st = engine.stats
+        losses, seeds, reseeds = losses + st.losses, seeds + st.seeds, reseeds + st.reseeds
+        why = ""
+        if db is not None and len(tt):
+            b = _breakdown(pos, st.events, tt, p.measure[m], p.bar[m], p, db)
+            assert np.array_equal(b == 0, ok)
+            cnt = np.bincount(b, minlength=len(CAUSES)) / len(b)
+            causes += cnt
+            why = " ".join(f"{c}={100 * v:.0f}" for c, v in zip(CAUSES, cnt) if v > 0)
+        log.info("%s follow %s @%.1f: first %.2f share %.3f (seeds %d, reseeds %d, losses %d) %s", soundfont,
+                 p.perf.name, t0, first, shares[-1], st.seeds, st.reseeds, st.losses, why)
     f = np.array(firsts)
     return {"n": len(f), "median_first": float(np.median(f)), "p90_first": float(np.percentile(f, 90)),
             "never": int(np.isinf(f).sum()), "share": float(np.nanmean(shares)),
-            "share_after": float(np.mean(after)), "cpu": cpu / max(audio_s, 1e-9)}
+            "share_after": float(np.mean(after)), "cpu": cpu / max(audio_s, 1e-9),
+            "causes": causes / max(len(f), 1), "losses": losses, "seeds": seeds, "reseeds": reseeds,
+            "audio_s": audio_s}
 
 
 def bench_splices(engine, perfs, renders, soundfont, part_s, n, rng) -> dict:
@@ -363,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-unknown-engine", type=int, default=8, help="30 s engine runs on unknown pieces")
     ap.add_argument("--realtime-s", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--offset", type=float, default=0.0,
+                    help="performance subset (follow_bench.select): 0 is the reported one, 0.5 a disjoint "
+                         "one for tuning")
+    ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                    help="experiments to run (the report needs all of them)")
     ap.add_argument("--out", type=Path, help="write the markdown report here too")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -384,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     db = ensure_asap_db(args.db)
     ident = Identifier(db)
     all_perfs = performances()
-    chosen = select(all_perfs, args.n_perf)
+    chosen = select(all_perfs, args.n_perf, args.offset)
     chosen_keys = {piece_key(p.folder) for p in chosen}
     others = [p for p in all_perfs if piece_key(p.folder) not in chosen_keys]
     rng = np.random.default_rng(args.seed)
@@ -404,15 +485,23 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for sf_i, font in enumerate(fonts):
         r = {}
-        rng = np.random.default_rng(args.seed * 100 + sf_i)
-        r["identify"] = bench_identify(db, ident, perfs, renders, font, args.lengths, args.n_id, rng)
-        r["follow"] = bench_follow(engine, perfs, renders, font, args.follow_s, args.n_follow, rng)
-        r["splice"] = bench_splices(engine, perfs, renders, font, args.part_s, args.n_splice, rng)
-        r["unknown"] = bench_unknown(db, {"perfs": unknown_perfs, "ident": out_ident}, renders, font,
-                                     [5.0, 10.0], args.n_unknown, rng)
-        r["unknown_engine"] = bench_unknown_engine(out_ident, unknown_perfs, renders, font, 30.0,
-                                                   args.n_unknown_engine, rng)
+        # one generator per experiment, so that --parts picks the same excerpts as a full run
+        rng = {part: np.random.default_rng([args.seed, sf_i, k]) for k, part in enumerate(PARTS)}
+        if "identify" in args.parts:
+            r["identify"] = bench_identify(db, ident, perfs, renders, font, args.lengths, args.n_id, rng["identify"])
+        if "follow" in args.parts:
+            r["follow"] = bench_follow(engine, perfs, renders, font, args.follow_s, args.n_follow, rng["follow"], db)
+        if "splice" in args.parts:
+            r["splice"] = bench_splices(engine, perfs, renders, font, args.part_s, args.n_splice, rng["splice"])
+        if "unknown" in args.parts:
+            r["unknown"] = bench_unknown(db, {"perfs": unknown_perfs, "ident": out_ident}, renders, font,
+                                         [5.0, 10.0], args.n_unknown, rng["unknown"])
+            r["unknown_engine"] = bench_unknown_engine(out_ident, unknown_perfs, renders, font, 30.0,
+                                                       args.n_unknown_engine, rng["unknown"])
         results[font] = r
+        log.info("%s: %s", font, r)
+    if set(args.parts) != set(PARTS):
+        return 0
     rt_cpu = bench_realtime_cpu(db, ident, perfs[0], renders, fonts[0], args.realtime_s)
     report = _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, db,
                      time.time() - t_start)
@@ -449,7 +538,16 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
         L.append(f"| {f} | {v['n']} | {_sec(v['median_first'])} | {_sec(v['p90_first'])} | {v['never']} | "
                  f"{_pct(v['share'])} | {_pct(v['share_after'])} | {v['cpu']:.3f} |")
     L += ["", "Targets: median time to the first right bar ≤ 3 s; ≥ 90 % of notes in the right bar over the "
-          "minute.", "", f"## Recovery after splices ({args.part_s:.0f} s + {args.part_s:.0f} s)", "",
+          "minute.", "", "Where the notes of the minute were shown (share of the notes, mean over the runs; "
+          "\"wrong seed\": the last seed or re-seed before the note was already > 8 bars off):", "",
+          "| soundfont | " + " | ".join(CAUSES) + " | seeds + re-seeds / min | tracker lost / min |",
+          "|---" * (len(CAUSES) + 3) + "|"]
+    for f in fonts:
+        v = results[f]["follow"]
+        per_min = 60.0 / max(v["audio_s"], 1e-9)
+        L.append(f"| {f} | " + " | ".join(_pct(x) for x in v["causes"]) +
+                 f" | {(v['seeds'] + v['reseeds']) * per_min:.1f} | {v['losses'] * per_min:.1f} |")
+    L += ["", f"## Recovery after splices ({args.part_s:.0f} s + {args.part_s:.0f} s)", "",
           "| soundfont | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
     for f in fonts:
         for kind, v in results[f]["splice"].items():
