@@ -18,9 +18,15 @@ One plain object (:class:`Engine`, no threads) joins the stages of DESIGN.md §1
     hypotheses within ``agree_tolerance_s`` score seconds of the tracker's position is (nearly) as
     good as the best. When ``reseed_after`` queries in a row disagree, and agree with each other, the
     tracker is re-seeded there (another bar far away, another piece, a restart).
-  - *Lost*: when the tracker's confidence collapses (its own "lost" state) and the identifier has no
-    recent confident answer, the engine reports "lost" (keeping the last position on show) and
-    searches again; with a recent answer it re-seeds there at once.
+  - *Re-seeding* goes to the best hypothesis or, of those about as good, to the one nearest the
+    tracker's position: where a passage recurs (a da capo written out, a recapitulation) the
+    identifier ranks its occurrences alike, and a slip of a few bars is far more likely than a jump.
+  - *Lost*: when the tracker's confidence collapses (its own "lost" state), a recent confident answer
+    of the identifier elsewhere re-seeds there at once. Otherwise the engine keeps showing the
+    tracker's position (its confidence is often low where it is right: slow movements, a soundfont
+    unlike the score's chroma) for ``lost_grace_s`` more, or as long as the identifier keeps agreeing
+    with it, provided a query has agreed with it since its seed; then it reports "lost" (keeping the
+    last position on show) and searches again.
   - *Silence* does not move the tracker (silent frames are skipped) and gives the identifier no new
     notes, so it neither loses nor changes the position.
 
@@ -108,6 +114,13 @@ class EngineParams:
         extrapolated position, which is otherwise updated only once per block). 0.1 s raised the
         share of notes shown in the right bar from 0.67 to 0.89 on a fast movement (Beethoven op. 10/1,
         bars of ~0.8 s) and changed nothing on a slow one (op. 13/1); 0.2 s and 0.3 s were worse.
+    lost_grace_s : float
+        After the tracker says "lost", its position stays on show this long (input seconds since that
+        or since the last agreeing query), if a query has agreed with it since it was seeded; a
+        tracker never confirmed by the identifier (a wrong seed) is given up at once.
+    prefer_near : bool
+        Re-seed at the hypothesis nearest the tracker among those within ``ambiguity_margin`` of the
+        best (otherwise at the best).
     """
 
     identify_every_s: float = 0.5
@@ -127,6 +140,8 @@ class EngineParams:
     pause_s: float = 1.0
     midi_lost_s: float = 4.0
     display_lead_s: float = 0.1
+    lost_grace_s: float = 5.0
+    prefer_near: bool = True
 
 
 @dataclass(frozen=True)
@@ -253,6 +268,8 @@ class Engine:
         self._n_disagree = 0
         self._last_hyps: list[Hypothesis] = []
         self._last_agree_t = 0.0
+        self._doubt_since: float | None = None  # the tracker said "lost" at this time (still showing it)
+        self._confirmed = False  # a query agreed with the tracker since its last seed
         self._last: ScorePosition | None = None
         self.stats = _Stats()
 
@@ -334,19 +351,8 @@ class Engine:
             self._frames = a.first_frame + len(a.spec)
             if self._follower is not None:
                 track = self._follower.process_spec(a.spec)
-        if track is not None and len(track) and self.state == TRACKING and int(track.state[-1]) == 2:
-            self.stats.losses += 1
-            self.stats.events.append((self._t, "lost", self._follower_piece, None))
-            log.info("%.2f s: tracker lost", self._t)
-            fresh = [h for h in self._last_hyps if h.confidence >= self.params.confirm_confidence
-                     and self._t - h.t <= self.params.identify_every_s + 0.5]
-            if fresh:  # the identifier has a recent answer: follow it on at once
-                now = self._now_s()
-                self._seed(self._preferred(fresh, self._supporting(fresh, now)), now, "reseed")
-            else:
-                self.state = LOST
-                # one more query agreeing with the last one re-seeds (the tracker may just have slipped)
-                self._pending = [h for h in self._last_hyps if h.confidence >= self.params.confirm_confidence]
+        if track is not None and len(track) and self.state == TRACKING:
+            self._tracker_state(int(track.state[-1]))
         if self.midi and self.state == TRACKING and self._t - self._last_agree_t > self.params.midi_lost_s \
                 and self._sounding():
             self.state = LOST
@@ -360,6 +366,37 @@ class Engine:
         pos = self._position(track, seeded)
         self._last = pos
         return [pos]
+
+    def _tracker_state(self, state: int) -> None:
+        """The tracker's own verdict after a block: "lost" (2) starts a doubt; the engine keeps showing
+        its position until the identifier answers (agrees: the doubt ends; disagrees: re-seed) or,
+        without any answer, for ``lost_grace_s`` (then "lost")."""
+        p = self.params
+        if state != 2:
+            self._doubt_since = None
+            return
+        if self._doubt_since is None:
+            self._doubt_since = self._t
+            self.stats.losses += 1
+            self.stats.events.append((self._t, "lost", self._follower_piece, None))
+            log.info("%.2f s: tracker lost", self._t)
+            fresh = [h for h in self._last_hyps if h.confidence >= p.confirm_confidence
+                     and self._t - h.t <= p.identify_every_s + 0.5]
+            if fresh:  # the identifier has a recent answer: follow it on at once, unless it agrees
+                now = self._now_s()
+                support = self._supporting(fresh, now)
+                best = self._preferred(fresh, support)
+                if not support or best is not support[0]:
+                    self._seed(self._nearest(fresh, now), now, "reseed")
+                    return
+                self._last_agree_t = self._t
+        grace = p.lost_grace_s if self._confirmed else 0.0
+        if self._t - max(self._doubt_since, self._last_agree_t) >= grace:
+            self.state = LOST
+            self._doubt_since = None
+            # one more query agreeing with the last one re-seeds (the tracker may just have slipped)
+            self._pending = [h for h in self._last_hyps if h.confidence >= p.confirm_confidence]
+            self.stats.events.append((self._t, "gave up", self._follower_piece, None))
 
     def _sounding(self) -> bool:
         return len(self._notes) > 0 and self._t - float(self._notes["onset_s"][-1]) < self.params.pause_s
@@ -418,6 +455,7 @@ class Engine:
         if support and self._preferred(hyps, support) is support[0]:
             self._n_disagree, self._disagree = 0, []
             self._last_agree_t = self._t
+            self._confirmed = True
             if self.midi:
                 h = support[0]
                 self._current = Hypothesis(h.piece, self._midi_score_s(h.t), h.tempo, h.confidence, h.t,
@@ -425,15 +463,30 @@ class Engine:
             return None
         if best.confidence < p.reseed_confidence:
             return None
-        if any(h.same_place(best, p.agree_tolerance_s) for h in self._disagree):
+        target = self._nearest(hyps, now)
+        if any(h.same_place(target, p.agree_tolerance_s) for h in self._disagree):
             self._n_disagree += 1
         else:
             self._n_disagree = 1
         self._disagree = [h for h in hyps if h.confidence >= p.reseed_confidence and h not in support]
         if self._n_disagree >= p.reseed_after:
-            self._seed(best, now, "reseed")
-            return best
+            self._seed(target, now, "reseed")
+            return target
         return None
+
+    def _nearest(self, hyps: list[Hypothesis], now: float) -> Hypothesis:
+        """Where to re-seed: of the hypotheses about as good as the best (within ``ambiguity_margin``),
+        the one nearest the tracker's position in its piece. Where a passage recurs (a da capo, a
+        recapitulation) the identifier ranks its occurrences alike, and a slip of a few bars is far
+        more likely than a jump to the other occurrence."""
+        here = self._tracker_hypothesis(now) if self.params.prefer_near else None
+        if here is None:
+            return hyps[0]
+        near = [h for h in hyps if h.piece == here.piece
+                and h.confidence >= hyps[0].confidence - self.params.ambiguity_margin]
+        if not near:
+            return hyps[0]
+        return min(near, key=lambda h: abs(h.predict(now) - here.score_s))
 
     def _supporting(self, hyps: list[Hypothesis], now: float) -> list[Hypothesis]:
         """The hypotheses that agree with where the tracker is (same piece, same place at ``now``)."""
@@ -475,6 +528,8 @@ class Engine:
         self._follower_piece = h.piece
         self._current = Hypothesis(h.piece, score_s, h.tempo, h.confidence, now, h.transposition)
         self.state = TRACKING
+        self._doubt_since = None
+        self._confirmed = False
         self._pending, self._disagree, self._n_disagree = [], [], 0
         self._last_agree_t = self._t
         if what == "seed":
