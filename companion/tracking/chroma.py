@@ -56,7 +56,7 @@ class ChromaParams:
         Frames whose largest pitch-band magnitude is below this are silent (chroma = 0).
     """
 
-    gamma: float = 20.0
+    gamma: float = 3.0
     onset_gamma: float = 1.0
     onset_floor: float = 4.0
     silence_level: float = 0.05
