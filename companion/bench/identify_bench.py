@@ -16,6 +16,9 @@
   database without fold B answers queries from fold B's performances, which should give ``[]``.
   The rejection threshold is calibrated on fold A (``--calibrate``) and reported on fold B.
 
+``--budgets`` also tries other vote budgets on the largest size, and the ASAP size reports the 5 s queries
+grouped by how many notes they hold.
+
 Deterministic (seeded); results go to stdout as markdown and to ``--out``.
 """
 
@@ -118,6 +121,24 @@ def evaluate(ident: Identifier, queries, *, tie: float = 0.02) -> dict:
             "p95_ms": 1e3 * float(np.percentile(lat, 95)) if lat else 0.0}
 
 
+DENSITY_BINS = ((3, 15), (15, 25), (25, None))
+
+
+def density_rows(ident: Identifier, conds: dict) -> list[str]:
+    """Accuracy of the clean and 25 %-error queries grouped by their number of notes (markdown rows)."""
+    rows = []
+    for cond in ("clean", "25% errors"):
+        for lo, hi in DENSITY_BINS:
+            sub = [q for q in conds[cond] if len(q.notes) >= lo and (hi is None or len(q.notes) < hi)]
+            if not sub:
+                continue
+            r = evaluate(ident, sub)
+            label = f"{lo}-{hi - 1}" if hi is not None else f">= {lo}"
+            rows.append(f"| {cond} | {label} | {r['n']} | {_pct(r['piece'])} | {_pct(r['bar'])} | "
+                        f"{_pct(r['bar_tie'])} |")
+    return rows
+
+
 def make_conditions(truths, *, length_s: float, n: int, seed: int) -> dict:
     base = sample_queries(truths, length_s=length_s, n=n, seed=seed)
     rng = np.random.default_rng(seed + 1000)
@@ -141,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="asap,1M,10M")
     ap.add_argument("--seed", type=int, default=2012)
     ap.add_argument("--calibrate", action="store_true", help="sweep the rejection threshold on fold A")
+    ap.add_argument("--budgets", default="", help="comma-separated max_hits values to try on the largest size "
+                    "(5 s clean and 25 %% errors), e.g. 100000,400000,1000000")
     ap.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -195,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     size_rows = ["| size | pieces | notes | index entries | index MB | build s | build notes/s | unknown rejected % "
                  "(5 s) | unknown rejected % (10 s) |", "|---|---|---|---|---|---|---|---|---|"]
     rows = list(header)
+    strat_rows: list[str] = []
+    budget_rows: list[str] = []
     unk_q = {L: sample_queries([t for t in truths if t.key in fold_b], length_s=L, n=args.queries,
                                seed=args.seed + 99 + int(L)) for L in (5.0, 10.0)}
     conds = {L: make_conditions(truths, length_s=L, n=args.queries, seed=args.seed + int(L)) for L in lengths}
@@ -212,6 +237,16 @@ def main(argv: list[str] | None = None) -> int:
                             f"{_pct(r['bar'])} | {_pct(r['bar_tie'])} | {_pct(r['none'])} | {r['p50_ms']:.1f} | "
                             f"{r['p95_ms']:.1f} |")
                 print(rows[-1], flush=True)
+        if args.budgets and size == args.sizes.split(",")[-1] and 5.0 in conds:
+            for mh in (int(x) for x in args.budgets.split(",")):
+                ident_b = Identifier(db, params=replace(IdentifyParams(), max_hits=mh))
+                for cond in ("clean", "25% errors"):
+                    r = evaluate(ident_b, conds[5.0][cond])
+                    budget_rows.append(f"| {size} | {mh:,} | {cond} | {_pct(r['piece'])} | {_pct(r['bar'])} | "
+                                       f"{_pct(r['bar_tie'])} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |")
+                    print(budget_rows[-1], flush=True)
+        if size == "asap" and 5.0 in conds:
+            strat_rows += density_rows(ident, conds[5.0])
         n_pieces, n_notes, n_entries = len(db.metas), db.n_notes, db.index.n_entries
         mb, build_s = db.index.nbytes / 1e6, db.build_s
         del ident, db
@@ -223,6 +258,14 @@ def main(argv: list[str] | None = None) -> int:
         print(size_rows[-1], flush=True)
         del ident_u, db_u
     out += ["### Accuracy and latency", ""] + rows + ["", "### Index size, build time, unknown pieces", ""] + size_rows
+    if budget_rows:
+        out += ["", "### Vote budget `max_hits` on the largest database (5 s queries)", "",
+                "| size | max_hits | condition | piece top-1 % | bar ±1 % | bar ±1 (ties) % | p50 ms | p95 ms |",
+                "|---|---|---|---|---|---|---|---|"] + budget_rows
+    if strat_rows:
+        out += ["", "### 5 s queries by how many notes they hold (ASAP database)", "",
+                "| condition | notes in the query | n | piece top-1 % | bar ±1 % | bar ±1 (ties) % |",
+                "|---|---|---|---|---|---|"] + strat_rows
     out += ["", f"Total benchmark time: {time.perf_counter() - t_all:.0f} s."]
     text = "\n".join(out)
     print(text)
