@@ -339,3 +339,49 @@ def test_barcarolle_positions_follow_the_bars(asap):
     numbers = [int(n) for n in piece.bars["number"]]
     assert numbers == sorted(numbers) and numbers[0] == 1 and numbers[-1] >= 116
     np.testing.assert_allclose(piece.seconds_to_quarters(s), q, atol=1e-6)
+
+
+def _bars_notes(rows, bar_starts):
+    from companion.score.model import BAR_DTYPE, NOTE_DTYPE
+
+    bars = np.zeros(len(bar_starts), dtype=BAR_DTYPE)
+    bars["start_quarters"] = bar_starts
+    bars["start_s"] = np.asarray(bar_starts) * 0.5
+    bars["number"] = [str(i + 1) for i in range(len(bar_starts))]
+    notes = np.zeros(len(rows), dtype=NOTE_DTYPE)
+    for k, (q, d) in enumerate(rows):
+        notes[k]["onset_quarters"], notes[k]["onset_s"], notes[k]["duration_quarters"] = q, 0.5 * q, d
+        notes[k]["pitch"] = 60
+    notes["bar"] = np.searchsorted(bars["start_quarters"], notes["onset_quarters"], side="right") - 1
+    return notes, bars
+
+
+def test_close_silent_gaps_shortens_broken_bars_only():
+    from companion.score.load import close_silent_gaps
+
+    # bar 3 (quarters 8..408) holds one note, 396 quarters of silence, then a note near its end
+    starts = [0, 4, 8, 408, 412, 416]
+    rows = [(0, 1), (4, 4), (8, 2), (407, 1), (408, 4), (412, 1), (416, 1)]
+    notes, bars = _bars_notes(rows, starts)
+    n2, b2, closed = close_silent_gaps(notes, bars)
+    assert closed == [("3", pytest.approx(396.0))]
+    np.testing.assert_allclose(b2["start_quarters"], [0, 4, 8, 12, 16, 20])
+    np.testing.assert_allclose(n2["onset_quarters"], [0, 4, 8, 11, 12, 16, 20])
+    np.testing.assert_allclose(n2["onset_s"], 0.5 * n2["onset_quarters"])
+    np.testing.assert_allclose(n2["measure_offset"], [0, 0, 0, 3, 0, 0, 0])
+    # a cadenza: a long bar full of notes stays as it is
+    rows = [(0, 1), (4, 1)] + [(8 + 0.5 * k, 0.5) for k in range(400)] + [(208, 1), (212, 1)]
+    notes, bars = _bars_notes(rows, [0, 4, 8, 208, 212])
+    n2, b2, closed = close_silent_gaps(notes, bars)
+    assert closed == []
+    np.testing.assert_array_equal(n2["onset_quarters"], notes["onset_quarters"])
+    np.testing.assert_array_equal(b2["start_quarters"], bars["start_quarters"])
+
+
+def test_appassionata_has_no_silent_bars(asap):
+    """ASAP's op. 57 i moves voices ~660 quarters ahead in 12 bars; the reader closes those silences."""
+    piece = load_score(asap / "Beethoven" / "Piano_Sonatas" / "23-1" / "xml_score.mxl")
+    lengths = np.diff(piece.bars["start_quarters"])
+    assert lengths.max() <= 10 * np.median(lengths)
+    assert 1500 <= piece.notes["onset_quarters"].max() <= 1700  # 262 bars of 12/8 (repeat unfolded: ~1600 q)
+    assert np.all(np.diff(piece.notes["onset_s"]) >= -1e-6)

@@ -21,7 +21,7 @@ import numpy as np
 from companion.score.model import BAR_DTYPE, NOTE_DTYPE, Piece, PieceMeta, ScoreError
 
 __all__ = ["NOTATED_SUFFIXES", "MIDI_SUFFIXES", "SUPPORTED_SUFFIXES", "READER_VERSION", "load_score", "file_sha256",
-           "dedupe_unisons", "verovio_load", "timemap_quarters"]
+           "dedupe_unisons", "verovio_load", "timemap_quarters", "close_silent_gaps"]
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,9 @@ MIDI_SUFFIXES = (".mid", ".midi")
 SUPPORTED_SUFFIXES = NOTATED_SUFFIXES + MIDI_SUFFIXES
 
 #: version of what this module makes of a score file; a database built by another version re-reads its
-#: scores (2: quarter positions recomputed from the timemap's times, see :func:`timemap_quarters`)
-READER_VERSION = "2"
+#: scores (2: quarter positions repaired from the timemap's times, see :func:`timemap_quarters`; 3: bars
+#: holding silences of hundreds of quarters shortened, see :func:`close_silent_gaps`)
+READER_VERSION = "3"
 
 #: verovio options used for every load; xmlIdSeed makes generated ids stable between runs
 VEROVIO_OPTIONS = {"xmlIdSeed": 1}
@@ -139,6 +140,11 @@ def _load_with_verovio(p: Path) -> Piece:
     pitches = mei_pitches(mei_root) if mei_root is not None else {}
     numbers = measure_numbers(mei_root) if mei_root is not None else {}
     notes, bars = _arrays_from_timemap(tk, timemap, ties=ties, pitches=pitches, numbers=numbers)
+    notes, bars, closed = close_silent_gaps(notes, bars)
+    if closed:
+        log.warning("%s: %d bar(s) hold a silence of hundreds of quarters (inconsistent voice timing in the "
+                    "file); shortened: %s", p, len(closed),
+                    ", ".join(f"bar {num} by {cut:.0f} quarters" for num, cut in closed))
     if len(notes) == 0:
         raise ScoreError(f"{p}: the score holds no notes")
     meta = read_metadata(p, sha, musicxml_root=musicxml_root, mei_root=mei_root)
@@ -226,6 +232,78 @@ def timemap_quarters(timemap: list[dict]) -> np.ndarray:
         log.info("verovio gave %d of %d timemap entries an inconsistent quarter position; repaired from their "
                  "times", n_bad, n)
     return q
+
+
+def close_silent_gaps(notes: np.ndarray, bars: np.ndarray, *, factor: float = 10.0
+                      ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
+    """Shorten silences inside a bar that are far longer than a bar (broken voice timing in a file).
+
+    Some files carry inconsistent ``<forward>``/``<backup>`` durations (ASAP's Beethoven op. 57 i moves a
+    voice ~660 quarters ahead in bars 69-163), so the bar holds hundreds of quarters in which nothing
+    sounds; no performer plays that and no tracker can cross it. Where a bar is longer than ``factor``
+    times the piece's median bar and holds a silence (no note sounding) longer than that, the silence is
+    shortened so that the bar gets the median length (or to nothing when its notes need more), and all
+    later notes and bars move earlier, in quarters and in seconds. Cadenzas (long bars full of notes)
+    are left alone.
+
+    Parameters
+    ----------
+    notes : np.ndarray [shape=(n,), dtype=NOTE_DTYPE], sorted by onset, with ``bar`` set
+    bars : np.ndarray [shape=(m,), dtype=BAR_DTYPE]
+    factor : float
+
+    Returns
+    -------
+    notes, bars : repaired copies (the inputs when nothing changed)
+    closed : list of (bar number, quarters removed)
+    """
+    closed: list[tuple[str, float]] = []
+    if len(bars) < 3 or len(notes) == 0:
+        return notes, bars, closed
+    q = notes["onset_quarters"]
+    ends = q + notes["duration_quarters"]
+    end_q = max(float(bars["start_quarters"][-1]), float(ends.max()))
+    lengths = np.diff(np.append(bars["start_quarters"], end_q))
+    nominal = float(np.median(lengths))
+    if nominal <= 0 or not np.any(lengths > factor * nominal):
+        return notes, bars, closed
+    notes, bars = notes.copy(), bars.copy()
+    for i in np.flatnonzero(lengths > factor * nominal)[::-1]:  # from the end: earlier bars stay valid
+        total = 0.0
+        for _ in range(8):  # a bar may hold several such silences (one per broken voice)
+            q = notes["onset_quarters"]
+            ends = q + notes["duration_quarters"]
+            lo = float(bars["start_quarters"][i])
+            hi = float(bars["start_quarters"][i + 1]) if i + 1 < len(bars) else end_q
+            if hi - lo <= factor * nominal:
+                break
+            points = np.unique(np.concatenate([[lo], q[(q >= lo) & (q < hi)], [hi]]))
+            best_gap, gap_start, gap_end = 0.0, lo, lo
+            for a, b in zip(points[:-1], points[1:]):
+                sounding = ends[q <= a + 1e-9]
+                start = max(a, float(sounding.max())) if len(sounding) else a
+                if b - start > best_gap:
+                    best_gap, gap_start, gap_end = b - start, start, b
+            if best_gap <= factor * nominal:
+                break
+            cut = best_gap - max(nominal - ((hi - lo) - best_gap), 0.0)
+            axis_q = np.concatenate([notes["onset_quarters"], bars["start_quarters"]])
+            axis_s = np.concatenate([notes["onset_s"], bars["start_s"]])
+            order = np.argsort(axis_q, kind="stable")
+            s0, s1 = np.interp([gap_start, gap_end], axis_q[order], axis_s[order])
+            cut_s = (s1 - s0) * cut / best_gap
+            later = notes["onset_quarters"] >= gap_end - 1e-9
+            notes["onset_quarters"][later] -= cut
+            notes["onset_s"][later] -= cut_s
+            later_bars = bars["start_quarters"] >= gap_end - 1e-9
+            bars["start_quarters"][later_bars] -= cut
+            bars["start_s"][later_bars] -= cut_s
+            end_q -= cut
+            total += cut
+        if total > 0:
+            closed.append((str(bars["number"][i]), total))
+    notes["measure_offset"] = notes["onset_quarters"] - bars["start_quarters"][notes["bar"]]
+    return notes, bars, closed[::-1]
 
 
 def _arrays_from_timemap(
