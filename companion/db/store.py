@@ -175,13 +175,20 @@ class Database:
                 f"(build one with `companion db build --db {path} ...`)"
             )
         try:
-            return cls._open_generation(db_dir, gen)
+            db = cls._open_generation(db_dir, gen)
         except DatabaseError:
             # a build may have replaced CURRENT and removed this generation while we read it
             newer = read_current(db_dir)
             if newer is None or newer == gen:
                 raise
-            return cls._open_generation(db_dir, newer)
+            db = cls._open_generation(db_dir, newer)
+        from companion.score.load import READER_VERSION
+
+        if db.reader_version != READER_VERSION:
+            log.warning("%s: its scores were read by an older score reader (version %s, now %s); "
+                        "`companion db build --db %s` reads them again", db_dir, db.reader_version,
+                        READER_VERSION, path)
+        return db
 
     @classmethod
     def _open_generation(cls, db_dir: Path, gen: str) -> "Database":
