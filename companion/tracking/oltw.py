@@ -72,7 +72,8 @@ class TrackerParams:
     tempo_window_s : float
         Audio seconds over which the tempo is estimated from the path slope.
     tempo_rate : float
-        Fraction per second by which the tempo estimate follows the measured slope (log domain).
+        Fraction per second by which the tempo estimate follows the measured slope (log domain), at
+        confidence 1 (it is scaled by the current confidence).
     min_tempo, max_tempo : float
         Bounds of the tempo estimate (score seconds per audio second).
     confidence_s : float
@@ -428,7 +429,9 @@ class OnlineTracker:
         if slope <= 0:
             return
         target = float(np.clip(slope, p.min_tempo, p.max_tempo))
-        rate = min(1.0, p.tempo_rate / p.audio_fps)
+        # trust the slope as much as the path: a path that has lost the music (low confidence) must not
+        # drag the tempo down (or up) with it, or it can no longer catch up within the slope limit of 2
+        rate = min(1.0, p.tempo_rate * self._confidence / p.audio_fps)
         self._tempo = float(np.exp(np.log(self._tempo) + rate * (np.log(target) - np.log(self._tempo))))
 
     def _update_state(self) -> None:
