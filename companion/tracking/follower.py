@@ -58,12 +58,17 @@ class Follower:
     tracker_params : TrackerParams
     tempo_candidates : tuple of float
         When following from the start without a tempo (``--piece``), one tracker per candidate tempo
-        (score seconds per audio second) runs until ``decide_after_s`` seconds of sound; then the one
-        picked by :meth:`_consensus` (confidence, plus agreement with the others) is kept. Until then
-        the one picked at each frame is reported. The notated tempo (verovio's, often a default) can be
-        far from the player's, and the DTW's slope constraint (1/2 .. 2) needs a start within that range.
-    decide_after_s : float
-    support_weight : float
+        (score seconds per audio second) runs, and at each frame the one picked by
+        :meth:`_consensus` (confidence, plus agreement with the others) is reported. The notated tempo
+        (verovio's, often a default) can be far from the player's, and the DTW's slope constraint
+        (1/2 .. 2) needs a start within that range. A tracker that loses the music (a pause, a
+        passage it cannot tell from another) rarely recovers by itself; with several running, another
+        one can still hold the position.
+    decide_after_s : float or None
+        If given, keep only the candidate picked after this many seconds of sound (cheaper: one
+        tracker); ``None`` (default): all candidates run to the end (about 6 x the tracking cost,
+        still ~0.03 CPU-s per audio second with the shared STFT).
+    support_weight, switch_margin : float
         See :meth:`_consensus`.
 
     Notes
@@ -75,7 +80,8 @@ class Follower:
     def __init__(self, piece: Piece, *, score_fps: float = 50.0, chroma_params: ChromaParams | None = None,
                  tracker_params: TrackerParams | None = None,
                  tempo_candidates: tuple[float, ...] = (0.35, 0.5, 0.7, 1.0, 1.4, 2.0),
-                 decide_after_s: float = 16.0, support_weight: float = 0.1) -> None:
+                 decide_after_s: float | None = None, support_weight: float = 0.1,
+                 switch_margin: float = 0.15) -> None:
         from companion.transcription.features import IncrementalFeatures
 
         self.piece = piece
@@ -85,8 +91,9 @@ class Follower:
         self.chroma = AudioChroma(sample_rate=SAMPLE_RATE, params=self.chroma_params)
         self.tracker_params = tracker_params or TrackerParams()
         self.tempo_candidates = tuple(tempo_candidates)
-        self.decide_after_s = float(decide_after_s)
+        self.decide_after_s = None if decide_after_s is None else float(decide_after_s)
         self.support_weight = float(support_weight)
+        self.switch_margin = float(switch_margin)
         self.tracker = OnlineTracker(self.score, params=self.tracker_params)
         self._candidates: list[OnlineTracker] = []
         self._sound_frames = 0
@@ -101,6 +108,7 @@ class Follower:
         self.tracker.seed(q0, 1.0)
         self._candidates = []
         self._sound_frames = 0
+        self._pick = -1
         if len(self.tempo_candidates) > 1:
             for tempo in self.tempo_candidates:
                 tr = OnlineTracker(self.score, params=self.tracker_params)
@@ -135,7 +143,8 @@ class Follower:
         sound = self._sound_frames + np.cumsum(~silent)
         self._sound_frames = int(sound[-1]) if n else self._sound_frames
         pick = self._consensus(np.stack([r.path_frame for r in results]), np.stack([r.confidence for r in results]))
-        decide = np.nonzero(sound >= self.decide_after_s * self.tracker_params.audio_fps)[0]
+        decide = (np.zeros(0, int) if self.decide_after_s is None
+                  else np.nonzero(sound >= self.decide_after_s * self.tracker_params.audio_fps)[0])
         if len(decide):
             k = int(decide[0])
             win = int(pick[k])
@@ -143,6 +152,8 @@ class Follower:
             log.debug("start tempo: %.2f (candidates %s)", self.tempo_candidates[win], self.tempo_candidates)
             self.tracker = self._candidates[win]
             self._candidates = []
+        elif n:
+            self.tracker = self._candidates[int(pick[-1])]  # the one reported now
         names = ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost", "path_frame")
         cols = np.arange(n)
         return TrackResult(*(np.stack([getattr(r, f) for r in results])[pick, cols] for f in names))
@@ -158,7 +169,9 @@ class Follower:
         the window's mean cost) tells a path that fits from one that merely drifts, whatever the
         local spectrum; the support term lets the candidates that converge on the same position win
         near-ties. (Support first, as before, failed when several wrong fast candidates ran ahead
-        together; the lowest raw cost favours positions with a flat spectrum.)
+        together; the lowest raw cost favours positions with a flat spectrum.) The reported candidate
+        changes only when another one's score exceeds its own by ``switch_margin``: switching back and
+        forth between candidates at different positions makes the reported position jump.
 
         Parameters
         ----------
@@ -167,12 +180,25 @@ class Follower:
         Returns
         -------
         pick : np.ndarray [shape=(n_frames,), dtype=int]
+            The candidate to report (with the switching margin; the one kept at a decision).
         """
         if pos.shape[1] == 0:
             return np.zeros(0, int)
         near = np.abs(pos[:, None, :] - pos[None, :, :]) <= self.score.fps  # (c, c, n)
         support = near.sum(axis=1).astype(float)  # (c, n)
-        return np.argmax(conf + self.support_weight * support, axis=0)
+        key = conf + self.support_weight * support
+        best = np.argmax(key, axis=0)
+        if self.switch_margin <= 0:
+            return best
+        pick = np.empty(pos.shape[1], int)
+        cur = self._pick
+        for k in range(pos.shape[1]):
+            b = int(best[k])
+            if cur < 0 or key[b, k] > key[cur, k] + self.switch_margin:
+                cur = b
+            pick[k] = cur
+        self._pick = cur
+        return pick
 
     def flush(self) -> TrackResult:
         """Complete the last frames of a finite signal."""
