@@ -65,6 +65,30 @@ def test_synthetic_time_stretch_follows_known_path(bach):
     assert np.median(np.abs(r.tempo[-1000:] - 0.7)) < 0.08
 
 
+def test_bar_shown_is_that_of_the_next_onset(bach):
+    """snap_display: the bar shown is the bar of the first note onset at or after the position (the
+    bar about to be played); without it, the bar the position lies in."""
+    sc = score_features(bach)
+    x, silent = _warped_features(sc, np.arange(2000) / 100.0 * 0.8)
+    starts = bach.bars["start_quarters"]
+    for snap in (True, False):
+        tr = OnlineTracker(sc, params=TrackerParams(lead_s=0.0, snap_display=snap))
+        tr.seed(0.0, 1.0)
+        r = tr.process(x, silent)
+        q = r.score_quarters
+        if snap:
+            q = sc.onsets[np.minimum(np.searchsorted(sc.onsets, q - 1e-6), len(sc.onsets) - 1)]
+        expect = np.searchsorted(starts, q + 1e-9, side="right") - 1
+        assert np.array_equal(r.bar, expect)
+    # it differs somewhere: between the last onset of a bar and the next bar line
+    plain = OnlineTracker(sc, params=TrackerParams(lead_s=0.0, snap_display=False))
+    snapped = OnlineTracker(sc, params=TrackerParams(lead_s=0.0))
+    plain.seed(0.0, 1.0)
+    snapped.seed(0.0, 1.0)
+    a, b = plain.process(x, silent), snapped.process(x, silent)
+    assert ((b.bar == a.bar + 1).sum() > 0) and ((b.bar == a.bar) | (b.bar == a.bar + 1)).all()
+
+
 def test_repeat_can_be_skipped(rag):
     """A performer skipping a repeat: the tracker takes the jump at the end of the first pass."""
     sc = score_features(rag)
@@ -159,15 +183,23 @@ def test_lost_on_noise_and_wrong_piece(bach, rag, bach_audio):
     assert np.median(right.confidence[half:]) > np.median(wrong.confidence[half:]) + 0.1
 
 
-def test_rendered_asap_performance(asap):
-    """A real (Disklavier) performance, rendered: the bar shown when each aligned note is played."""
+@pytest.mark.parametrize("name, min_bar, min_250", [
+    # Chopin op. 10/4, fast: the bar and the timing (the tracker before onset-bar display and the
+    # confidence-driven start: 0.964 / 0.896)
+    ("Etudes_op_10/4/Duepree06M", 0.95, 0.95),
+    # Hammerklavier Adagio, slow and pedalled: bars only (was 0.55; timing there is still poor)
+    ("Piano_Sonatas/29-3/ChowK04", 0.85, 0.0),
+])
+def test_rendered_asap_performance(asap, name, min_bar, min_250):
+    """A real (Disklavier) performance, rendered: the bar shown when each aligned note is played, and
+    the time at which the tracker reaches it."""
     if "timgm6mb" not in available_soundfonts():
         pytest.skip("fluidsynth or the timgm6mb soundfont is not installed")
     from companion.bench.asap import load_performance_notes, performances
     from companion.bench.follow_bench import evaluate, ground_truth
     from companion.score.load import load_score
 
-    perf = next(p for p in performances(asap) if p.name.endswith("Etudes_op_10/4/Duepree06M"))
+    perf = next(p for p in performances(asap) if p.name.endswith(name))
     piece = load_score(perf.score)
     seconds = 40.0
     notes, dur = load_performance_notes(perf.midi)
@@ -177,6 +209,6 @@ def test_rendered_asap_performance(asap):
     r, avail = follow_audio(piece, audio)
     meas = np.array([str(piece.bars["number"][b]) if b >= 0 else None for b in r.bar], dtype=object)
     m = evaluate(ground_truth(perf, piece, max_s=seconds), avail, r.score_quarters, meas)
-    assert m["n_notes"] > 300
-    assert m["bar"] >= 0.8
-    assert m["within_250"] >= 0.85
+    assert m["n_notes"] > 100
+    assert m["bar"] >= min_bar
+    assert m["within_250"] >= min_250
