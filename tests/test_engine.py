@@ -200,3 +200,18 @@ def test_midi_notes_are_identified_without_transcription(engine_db):
     with pytest.raises(ValueError):
         eng.process(np.zeros(100, np.float32))
     assert isinstance(next(iter(midi_blocks(events))), NoteBlock)
+
+
+def test_reseed_prefers_the_equally_good_place_near_the_tracker():
+    """A passage that recurs (a da capo written out) gives equal hypotheses at each occurrence: a
+    re-seed goes to the one near the tracker (a slip), unless none is near."""
+    from companion.engine import Hypothesis
+
+    eng = Engine(None, identifier=object(), midi=True)
+    eng._current = Hypothesis(7, 100.0, 1.0, 0.9, 10.0)
+    far = Hypothesis(7, 20.0, 1.0, 0.80, 10.0)
+    near = Hypothesis(7, 106.0, 1.0, 0.78, 10.0)
+    other = Hypothesis(3, 100.0, 1.0, 0.79, 10.0)
+    assert eng._nearest([far, other, near], 10.0) is near
+    assert eng._nearest([far, other, Hypothesis(7, 180.0, 1.0, 0.78, 10.0)], 10.0) is far
+    assert eng._nearest([far, other, Hypothesis(7, 106.0, 1.0, 0.5, 10.0)], 10.0) is far  # clearly worse
