@@ -129,3 +129,29 @@ def test_empty_inputs():
     assert idx.n_pieces == 2
     assert len(idx.piece_notes(0)[0]) == 0
     assert FingerprintIndex.build([]).n_entries == 0
+
+
+def test_pitch_runs_and_nearest_note_lookup():
+    from companion.fingerprint._kernels import _closest, _run, pitch_runs
+
+    pieces = [_random_piece(s, n) for s, n in ((1, 300), (2, 0), (3, 500))]
+    ix = FingerprintIndex.build(pieces)
+    po, pitch_start = pitch_runs(ix.note_onset_s, ix.note_pitch, ix.piece_start)
+    assert len(po) == len(ix.note_onset_s) and pitch_start[-1] == len(po)
+    rng = np.random.default_rng(0)
+    for p in (0, 1, 2):
+        a0, b0 = int(ix.piece_start[p]), int(ix.piece_start[p + 1])
+        assert pitch_start[128 * p] == a0 and pitch_start[128 * (p + 1)] == b0  # a piece keeps its rows
+        son, spi = ix.note_onset_s[a0:b0].astype(np.float64), ix.note_pitch[a0:b0]
+        stamp = np.zeros(max(b0 - a0, 1), np.uint8)
+        for _ in range(200):
+            target, s, tol = int(rng.integers(15, 115)), float(rng.uniform(-1, son[-1] + 1 if len(son) else 1)), 0.5
+            a, b = _run(pitch_start, p, target)
+            np.testing.assert_array_equal(po[a:b], np.sort(son[spi == target]))
+            j = _closest(po, a, b, s, tol, stamp, a0)
+            cand = np.flatnonzero((spi == target) & (np.abs(son - s) <= tol))
+            if len(cand) == 0:
+                assert j == -1
+            else:  # the nearest same-pitch note (the earlier of two equally near ones)
+                assert j >= 0 and abs(po[j] - s) == np.abs(son[cand] - s).min()
+    assert _run(pitch_start, 0, 128) == (0, 0) and _run(pitch_start, 0, -1) == (0, 0)

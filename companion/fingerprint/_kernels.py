@@ -5,11 +5,43 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["vote", "verify"]
+__all__ = ["vote", "verify", "pitch_runs"]
 
 #: tempo factors tried around a candidate's voted tempo ratio (the vote's estimate is biased by
 #: ornaments and spread chords); 1.0 first so that ties keep the voted ratio
 _R_GRID = np.array([1.0, 0.9, 1.1, 0.8, 1.25, 0.7, 1.4])
+
+
+def pitch_runs(note_onset: np.ndarray, note_pitch: np.ndarray, piece_start: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The index's notes ordered by (piece, pitch, onset), for nearest same-pitch look-ups.
+
+    Parameters
+    ----------
+    note_onset : np.ndarray [shape=(n_notes,)]
+        Onsets, sorted within each piece.
+    note_pitch : np.ndarray [shape=(n_notes,), int8]
+        MIDI pitches (0-127).
+    piece_start : np.ndarray [shape=(n_pieces + 1,), int64]
+
+    Returns
+    -------
+    po : np.ndarray [shape=(n_notes,), float64]
+        The onsets in that order; piece ``p``'s notes keep the rows ``piece_start[p]:piece_start[p + 1]``.
+    pitch_start : np.ndarray [shape=(128 n_pieces + 1,), int64]
+        Pitch ``k`` of piece ``p`` is ``po[pitch_start[128 p + k]:pitch_start[128 p + k + 1]]``.
+    """
+    n_pieces = len(piece_start) - 1
+    piece_of = np.repeat(np.arange(n_pieces, dtype=np.int64), np.diff(piece_start))
+    pitch = np.asarray(note_pitch, dtype=np.int64)
+    if len(pitch) and (pitch.min() < 0 or pitch.max() > 127):
+        raise ValueError("note pitches must lie in 0..127")
+    run = piece_of * 128 + pitch
+    order = np.argsort(run, kind="stable")  # stable: onset order is kept inside a run
+    po = np.asarray(note_onset, dtype=np.float64)[order]
+    pitch_start = np.zeros(128 * n_pieces + 1, dtype=np.int64)
+    np.cumsum(np.bincount(run, minlength=128 * n_pieces), out=pitch_start[1:])
+    return po, pitch_start
 
 
 @njit(cache=True)
@@ -129,24 +161,48 @@ def vote(qh, qt1, qdt, qp1, tc, bucket_start, e_piece, e_t1, e_dt12, e_p1, piece
 
 
 @njit(cache=True)
-def _closest(son, spi, s, target, tol, stamp):  # pragma: no cover - numba
-    """Index of the unused score note of pitch ``target`` closest to ``s`` within ``tol`` (-1: none)."""
-    ns = son.shape[0]
-    j = np.searchsorted(son, s - tol)
-    best = -1
-    best_d = tol + 1.0
-    while j < ns and son[j] <= s + tol:
-        if spi[j] == target and stamp[j] == 0:
-            dd = abs(son[j] - s)
-            if dd < best_d:
-                best_d = dd
-                best = j
-        j += 1
-    return best
+def _closest(po, a, b, s, tol, stamp, base):  # pragma: no cover - numba
+    """The unused score note closest to ``s`` within ``tol`` among ``po[a:b]`` (-1: none).
+
+    ``po[a:b]`` are the onsets of one pitch of one piece, sorted (see :func:`pitch_runs`); ``stamp`` marks
+    used notes by ``index - base``. Of two equally close notes the earlier wins. O(log n) per call.
+    """
+    if a >= b:
+        return -1
+    j = a + np.searchsorted(po[a:b], s)
+    left = -1
+    k = j - 1
+    while k >= a and s - po[k] <= tol:
+        if stamp[k - base] == 0:
+            left = k
+            break
+        k -= 1
+    right = -1
+    k = j
+    while k < b and po[k] - s <= tol:
+        if stamp[k - base] == 0:
+            right = k
+            break
+        k += 1
+    if left < 0:
+        return right
+    if right < 0 or s - po[left] <= po[right] - s:
+        return left
+    return right
 
 
 @njit(cache=True)
-def _centre_fit(qon, qpi, son, spi, pos_c, r0, t, tc, tol, half_w, r_min, r_max, stamp):  # pragma: no cover
+def _run(pitch_start, p, target):  # pragma: no cover - numba
+    """``(a, b)``: the rows of pitch ``target`` of piece ``p`` in the pitch-ordered note arrays."""
+    if target < 0 or target > 127:
+        return 0, 0
+    c = p * 128 + target
+    return pitch_start[c], pitch_start[c + 1]
+
+
+@njit(cache=True)
+def _centre_fit(qon, qpi, po, pitch_start, p, base, pos_c, r0, t, tc, tol, half_w, r_min, r_max,
+                stamp):  # pragma: no cover
     """Best tempo ratio and position near ``(r0, pos_c)`` from the notes within ``±half_w`` of the centre.
 
     For ``r0`` times 0.7 ... 1.4: each centre note's nearest same-pitch score note within ``half_w``
@@ -168,9 +224,10 @@ def _centre_fit(qon, qpi, son, spi, pos_c, r0, t, tc, tol, half_w, r_min, r_max,
         for i in range(nq):
             if abs(qon[i] - tc) <= half_w:
                 s_pred = pos_c + r * (qon[i] - tc)
-                j = _closest(son, spi, s_pred, qpi[i] + t, half_w * r, stamp)
+                a, b = _run(pitch_start, p, qpi[i] + t)
+                j = _closest(po, a, b, s_pred, half_w * r, stamp, base)
                 if j >= 0:
-                    res[n_res] = son[j] - s_pred
+                    res[n_res] = po[j] - s_pred
                     n_res += 1
         if n_res <= best_m:
             continue  # at most n_res notes can match at this tempo: it cannot beat the best
@@ -178,10 +235,11 @@ def _centre_fit(qon, qpi, son, spi, pos_c, r0, t, tc, tol, half_w, r_min, r_max,
         m = 0
         for i in range(nq):
             if abs(qon[i] - tc) <= half_w:
-                j = _closest(son, spi, pos + r * (qon[i] - tc), qpi[i] + t, tol * r, stamp)
+                a, b = _run(pitch_start, p, qpi[i] + t)
+                j = _closest(po, a, b, pos + r * (qon[i] - tc), tol * r, stamp, base)
                 if j >= 0:
-                    stamp[j] = 1
-                    used[m] = j
+                    stamp[j - base] = 1
+                    used[m] = j - base
                     m += 1
         for k in range(m):
             stamp[used[k]] = 0
@@ -193,12 +251,12 @@ def _centre_fit(qon, qpi, son, spi, pos_c, r0, t, tc, tol, half_w, r_min, r_max,
 
 
 @njit(cache=True)
-def _verify_one(qon_sorted, qpi_sorted, son, spi, pos_c, r0, t, tc, tol1, band_s, band_slope, r_min, r_max,
-                chord_tol, stamp):  # pragma: no cover
+def _verify_one(qon_sorted, qpi_sorted, son, spi, po, pitch_start, p, base, pos_c, r0, t, tc, tol1, band_s,
+                band_slope, r_min, r_max, chord_tol, stamp):  # pragma: no cover
     """Full check of one candidate; see :func:`verify`. Returns (f, end_s, ratio, matched, err)."""
     nq = qon_sorted.shape[0]
-    _, r, pos_c = _centre_fit(qon_sorted, qpi_sorted, son, spi, pos_c, r0, t, tc, tol1, band_s, r_min, r_max,
-                              stamp)
+    _, r, pos_c = _centre_fit(qon_sorted, qpi_sorted, po, pitch_start, p, base, pos_c, r0, t, tc, tol1, band_s,
+                              r_min, r_max, stamp)
     a = pos_c - r * tc
     # chords in score order (by pitch): group onsets closer than chord_tol, scaled down for fast queries so
     # that played-fast ornaments do not merge into chords
@@ -287,8 +345,8 @@ def _verify_one(qon_sorted, qpi_sorted, son, spi, pos_c, r0, t, tc, tol1, band_s
 
 
 @njit(cache=True)
-def verify(qon, qpi, note_onset, note_pitch, piece_start, c_piece, c_pos, c_r, c_t, tc, tol1, band_s,
-           band_slope, r_min, r_max, n_refine, chord_tol):  # pragma: no cover - numba
+def verify(qon, qpi, note_onset, note_pitch, piece_start, po, pitch_start, c_piece, c_pos, c_r, c_t, tc, tol1,
+           band_s, band_slope, r_min, r_max, n_refine, chord_tol):  # pragma: no cover - numba
     """Check candidates note by note.
 
     A candidate maps query time to score time as ``s = pos + r (q - tc)``. First the tempo ratio is
@@ -308,6 +366,8 @@ def verify(qon, qpi, note_onset, note_pitch, piece_start, c_piece, c_pos, c_r, c
     qon, qpi : float64, int64 (n_q,)
         Query notes sorted by onset (then pitch).
     note_onset, note_pitch, piece_start : index note arrays
+    po, pitch_start : the same onsets ordered by (piece, pitch, onset) and the run offsets per
+        (piece, pitch), from :func:`pitch_runs` (nearest-note look-ups by binary search)
     c_piece, c_pos, c_r, c_t : (n_c,)
         Candidates: piece, score position of the query centre, tempo ratio, T (score - query pitch).
     tc : float
@@ -339,10 +399,8 @@ def verify(qon, qpi, note_onset, note_pitch, piece_start, c_piece, c_pos, c_r, c
     m1 = np.zeros(n_c, dtype=np.int64)
     for k in range(n_c):
         p = c_piece[k]
-        son = note_onset[piece_start[p]:piece_start[p + 1]]
-        spi = note_pitch[piece_start[p]:piece_start[p + 1]]
-        m1[k], _, _ = _centre_fit(qon, qpi, son, spi, c_pos[k], c_r[k], c_t[k], tc, tol1, band_s, r_min,
-                               r_max, stamp)
+        m1[k], _, _ = _centre_fit(qon, qpi, po, pitch_start, p, piece_start[p], c_pos[k], c_r[k], c_t[k], tc,
+                                  tol1, band_s, r_min, r_max, stamp)
     order = np.argsort(-m1, kind="mergesort")
     for kk in range(min(n_refine, n_c)):
         k = order[kk]
@@ -350,6 +408,6 @@ def verify(qon, qpi, note_onset, note_pitch, piece_start, c_piece, c_pos, c_r, c
         son = note_onset[piece_start[p]:piece_start[p + 1]]
         spi = note_pitch[piece_start[p]:piece_start[p + 1]]
         f[k], end_s[k], ratio[k], matched[k], err[k] = _verify_one(
-            qon, qpi, son, spi, c_pos[k], c_r[k], c_t[k], tc, tol1, band_s, band_slope, r_min, r_max,
-            chord_tol, stamp)
+            qon, qpi, son, spi, po, pitch_start, p, piece_start[p], c_pos[k], c_r[k], c_t[k], tc, tol1, band_s,
+            band_slope, r_min, r_max, chord_tol, stamp)
     return f, end_s, ratio, matched, err

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from companion.events import Match
-from companion.fingerprint._kernels import verify, vote
+from companion.fingerprint._kernels import pitch_runs, verify, vote
 from companion.fingerprint.hashing import extract_triplets
 
 __all__ = ["IdentifyParams", "Identifier", "Candidate"]
@@ -150,6 +150,8 @@ class Identifier:
         n_bins = np.ceil(np.maximum(last, 0.0) / self.params.bin_s).astype(np.int64) + 3
         self._piece_bin_start = np.concatenate([[0], np.cumsum(n_bins)]).astype(np.int64)
         self._pieces: dict[int, Any] = {}
+        # the notes again by (piece, pitch, onset): candidates look up same-pitch notes by binary search
+        self._po, self._pitch_start = pitch_runs(ix.note_onset_s, ix.note_pitch, ps)
 
     def threshold(self, n_notes: int) -> float:
         """Confidence a hypothesis needs to be reported, for a query of ``n_notes`` notes."""
@@ -214,7 +216,8 @@ class Identifier:
         r0 = np.exp(logr[top] / count[top])
         pos_c = possum[top] / count[top]
         f, end_s, ratio, matched, err = verify(
-            qon, qpi, ix.note_onset_s, ix.note_pitch, ix.piece_start, pids.astype(np.int64), pos_c, r0,
+            qon, qpi, ix.note_onset_s, ix.note_pitch, ix.piece_start, self._po, self._pitch_start,
+            pids.astype(np.int64), pos_c, r0,
             t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
             fp.chord_tolerance_s)
         out: list[Candidate] = []
