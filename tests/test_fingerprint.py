@@ -136,7 +136,7 @@ def test_pitch_runs_and_nearest_note_lookup():
 
     pieces = [_random_piece(s, n) for s, n in ((1, 300), (2, 0), (3, 500))]
     ix = FingerprintIndex.build(pieces)
-    po, pitch_start = pitch_runs(ix.note_onset_s, ix.note_pitch, ix.piece_start)
+    po, pitch_start, local = pitch_runs(ix.note_onset_s, ix.note_pitch, ix.piece_start)
     assert len(po) == len(ix.note_onset_s) and pitch_start[-1] == len(po)
     rng = np.random.default_rng(0)
     for p in (0, 1, 2):
@@ -148,6 +148,7 @@ def test_pitch_runs_and_nearest_note_lookup():
             target, s, tol = int(rng.integers(15, 115)), float(rng.uniform(-1, son[-1] + 1 if len(son) else 1)), 0.5
             a, b = _run(pitch_start, p, target)
             np.testing.assert_array_equal(po[a:b], np.sort(son[spi == target]))
+            np.testing.assert_array_equal(son[local[a:b]], po[a:b])
             j = _closest(po, a, b, s, tol, stamp, a0)
             cand = np.flatnonzero((spi == target) & (np.abs(son - s) <= tol))
             if len(cand) == 0:
@@ -155,3 +156,50 @@ def test_pitch_runs_and_nearest_note_lookup():
             else:  # the nearest same-pitch note (the earlier of two equally near ones)
                 assert j >= 0 and abs(po[j] - s) == np.abs(son[cand] - s).min()
     assert _run(pitch_start, 0, 128) == (0, 0) and _run(pitch_start, 0, -1) == (0, 0)
+
+
+def _dense_lcs_value(qon, qpi, son, spi, lo, hi, a, r, t, tc, band_s, band_slope) -> float:
+    """The full O(n_query n_score) table of the banded heaviest common subsequence (reference)."""
+    nq, ns = len(qon), hi - lo
+    dp = np.zeros((nq + 1, ns + 1))
+    for i in range(1, nq + 1):
+        s_pred = a + r * qon[i - 1]
+        w = (band_s + band_slope * abs(qon[i - 1] - tc)) * r
+        for j in range(1, ns + 1):
+            best = max(dp[i - 1, j], dp[i, j - 1])
+            dev = abs(son[lo + j - 1] - s_pred)
+            if spi[lo + j - 1] == qpi[i - 1] + t and dev <= w:
+                best = max(best, dp[i - 1, j - 1] + 1.0 - 0.5 * dev / w)
+            dp[i, j] = best
+    return dp[nq, ns]
+
+
+def test_sparse_banded_lcs_equals_the_full_table():
+    from companion.fingerprint._kernels import _banded_lcs, pitch_runs
+
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        piece = _random_piece(100 + trial, 250)
+        ix = FingerprintIndex.build([_random_piece(99, 50), piece])
+        po, pitch_start, local = pitch_runs(ix.note_onset_s, ix.note_pitch, ix.piece_start)
+        p, base = 1, int(ix.piece_start[1])
+        son = ix.note_onset_s[base:].astype(np.float64)
+        spi = ix.note_pitch[base:].astype(np.int64)
+        # a query: a stretch of the piece, re-timed, with some notes dropped and some replaced
+        i0 = int(rng.integers(0, 150))
+        sel = np.arange(i0, i0 + 60)[rng.random(60) > 0.2]
+        r, t = float(rng.uniform(0.7, 1.4)), int(rng.integers(-3, 4))
+        qon = (son[sel] - son[i0]) / r + rng.normal(0, 0.03, len(sel))
+        qpi = spi[sel] - t
+        qpi[rng.random(len(sel)) < 0.15] += 1
+        order = np.lexsort((qpi, qon))
+        qon, qpi = qon[order], qpi[order]
+        tc = 0.5 * (qon[0] + qon[-1])
+        a = son[i0] + float(rng.normal(0, 0.1))
+        lo, hi = max(i0 - 20, 0), min(i0 + 80, len(son))
+        pq, ps = _banded_lcs(qon, qpi, lo, hi, po, pitch_start, local, p, base, a, r, t, tc, 0.5, 0.15)
+        w = (0.5 + 0.15 * np.abs(pq - tc)) * r
+        value = float(np.sum(1.0 - 0.5 * np.abs(ps - (a + r * pq)) / w))
+        assert len(pq) >= 10 and np.all(np.diff(ps) >= 0) and np.all(np.diff(pq) >= 0)
+        assert value == pytest.approx(_dense_lcs_value(qon, qpi, son, spi, lo, hi, a, r, t, tc, 0.5, 0.15),
+                                      abs=1e-9)

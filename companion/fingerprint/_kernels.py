@@ -13,7 +13,7 @@ _R_GRID = np.array([1.0, 0.9, 1.1, 0.8, 1.25, 0.7, 1.4])
 
 
 def pitch_runs(note_onset: np.ndarray, note_pitch: np.ndarray, piece_start: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The index's notes ordered by (piece, pitch, onset), for nearest same-pitch look-ups.
 
     Parameters
@@ -30,6 +30,8 @@ def pitch_runs(note_onset: np.ndarray, note_pitch: np.ndarray, piece_start: np.n
         The onsets in that order; piece ``p``'s notes keep the rows ``piece_start[p]:piece_start[p + 1]``.
     pitch_start : np.ndarray [shape=(128 n_pieces + 1,), int64]
         Pitch ``k`` of piece ``p`` is ``po[pitch_start[128 p + k]:pitch_start[128 p + k + 1]]``.
+    local : np.ndarray [shape=(n_notes,), int32]
+        Each row's note as an index into its piece's notes in onset order.
     """
     n_pieces = len(piece_start) - 1
     piece_of = np.repeat(np.arange(n_pieces, dtype=np.int64), np.diff(piece_start))
@@ -41,7 +43,8 @@ def pitch_runs(note_onset: np.ndarray, note_pitch: np.ndarray, piece_start: np.n
     po = np.asarray(note_onset, dtype=np.float64)[order]
     pitch_start = np.zeros(128 * n_pieces + 1, dtype=np.int64)
     np.cumsum(np.bincount(run, minlength=128 * n_pieces), out=pitch_start[1:])
-    return po, pitch_start
+    local = (order - np.asarray(piece_start, dtype=np.int64)[piece_of[order]]).astype(np.int32)
+    return po, pitch_start, local
 
 
 @njit(cache=True)
@@ -202,10 +205,10 @@ def _run(pitch_start, p, target):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _centre_fit(qon, qpi, po, pitch_start, p, base, pos_c, r0, t, tc, tol, half_w, r_min, r_max,
-                stamp):  # pragma: no cover
+                stamp, n_grid):  # pragma: no cover
     """Best tempo ratio and position near ``(r0, pos_c)`` from the notes within ``±half_w`` of the centre.
 
-    For ``r0`` times 0.7 ... 1.4: each centre note's nearest same-pitch score note within ``half_w``
+    For ``r0`` times the first ``n_grid`` factors of 1.0, 0.9, 1.1, 0.8, 1.25, 0.7, 1.4: each centre note's nearest same-pitch score note within ``half_w``
     gives a residual; the line is moved by their median and the notes are matched one-to-one within
     ``tol`` query seconds. Returns ``(matches, r, pos)`` of the best (ties: the earlier factor, 1.0
     first). The stamps are left clear.
@@ -216,7 +219,7 @@ def _centre_fit(qon, qpi, po, pitch_start, p, base, pos_c, r0, t, tc, tol, half_
     nq = qon.shape[0]
     used = np.empty(nq, dtype=np.int64)
     res = np.empty(nq, dtype=np.float64)
-    for g in range(7):
+    for g in range(n_grid):
         r = r0 * _R_GRID[g]
         if r < r_min or r > r_max:
             continue
@@ -251,12 +254,112 @@ def _centre_fit(qon, qpi, po, pitch_start, p, base, pos_c, r0, t, tc, tol, half_
 
 
 @njit(cache=True)
-def _verify_one(qon_sorted, qpi_sorted, son, spi, po, pitch_start, p, base, pos_c, r0, t, tc, tol1, band_s,
+def _banded_lcs(qon, qpi, lo, hi, po, pitch_start, local, p, base, a, r, t, tc, band_s,
+                band_slope):  # pragma: no cover - numba
+    """Heaviest common subsequence of query and score notes of the same (transposed) pitch, in a band.
+
+    Query note ``i`` may pair with a score note of pitch ``qpi[i] + t`` among the piece's notes
+    ``lo:hi`` (onset order) whose onset lies within ``w_i = (band_s + band_slope |qon[i] - tc|) r`` of the
+    line ``a + r qon[i]``; a pair weighs ``1 - 0.5 |deviation| / w_i``. The chain is strictly increasing
+    in both the query order and the score's onset order. Sparse dynamic programming over the candidate
+    pairs (found by binary search in the pitch runs) with a Fenwick tree of prefix maxima:
+    O(P log n_score) for P pairs, instead of the O(n_query n_score) table.
+
+    Returns the matched query onsets and score onsets, shape (m,) each, in order.
+    """
+    nq = qon.shape[0]
+    ns = hi - lo
+    fv = np.zeros(ns + 1, dtype=np.float64)  # prefix-max tree over score positions (1-based)
+    fid = np.full(ns + 1, -1, dtype=np.int64)
+    cap = 8 * nq + 8
+    pr_i = np.empty(cap, dtype=np.int64)
+    pr_j = np.empty(cap, dtype=np.int64)
+    pr_s = np.empty(cap, dtype=np.float64)
+    pr_v = np.empty(cap, dtype=np.float64)
+    pr_prev = np.empty(cap, dtype=np.int64)
+    n = 0
+    for i in range(nq):
+        s_pred = a + r * qon[i]
+        w = (band_s + band_slope * abs(qon[i] - tc)) * r
+        ra, rb = _run(pitch_start, p, qpi[i] + t)
+        if ra >= rb:
+            continue
+        row0 = n
+        k = ra + np.searchsorted(po[ra:rb], s_pred - w)
+        while k < rb and po[k] <= s_pred + w:
+            j = local[k] - lo
+            if 0 <= j < ns:
+                best = 0.0
+                bid = -1
+                x = j  # positions 1..j of the tree: score notes before j
+                while x > 0:
+                    if fv[x] > best:
+                        best = fv[x]
+                        bid = fid[x]
+                    x -= x & -x
+                if n == cap:
+                    cap *= 2
+                    pr_i = _grow_i(pr_i, cap)
+                    pr_j = _grow_i(pr_j, cap)
+                    pr_prev = _grow_i(pr_prev, cap)
+                    pr_s = _grow_f(pr_s, cap)
+                    pr_v = _grow_f(pr_v, cap)
+                pr_i[n] = i
+                pr_j[n] = j
+                pr_s[n] = po[k]
+                pr_v[n] = best + 1.0 - 0.5 * abs(po[k] - s_pred) / w
+                pr_prev[n] = bid
+                n += 1
+            k += 1
+        for q in range(row0, n):  # this row's pairs become predecessors of the next rows only
+            x = pr_j[q] + 1
+            while x <= ns:
+                if pr_v[q] > fv[x]:
+                    fv[x] = pr_v[q]
+                    fid[x] = q
+                x += x & -x
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    last = 0
+    for q in range(1, n):
+        if pr_v[q] > pr_v[last]:
+            last = q
+    m = 0
+    q = last
+    while q >= 0:
+        m += 1
+        q = pr_prev[q]
+    pq = np.empty(m, dtype=np.float64)
+    ps = np.empty(m, dtype=np.float64)
+    q = last
+    for k in range(m - 1, -1, -1):
+        pq[k] = qon[pr_i[q]]
+        ps[k] = pr_s[q]
+        q = pr_prev[q]
+    return pq, ps
+
+
+@njit(cache=True)
+def _grow_i(x, cap):  # pragma: no cover - numba
+    y = np.empty(cap, dtype=np.int64)
+    y[:x.shape[0]] = x
+    return y
+
+
+@njit(cache=True)
+def _grow_f(x, cap):  # pragma: no cover - numba
+    y = np.empty(cap, dtype=np.float64)
+    y[:x.shape[0]] = x
+    return y
+
+
+@njit(cache=True)
+def _verify_one(qon_sorted, qpi_sorted, son, po, pitch_start, local, p, base, pos_c, r0, t, tc, tol1, band_s,
                 band_slope, r_min, r_max, chord_tol, stamp):  # pragma: no cover
     """Full check of one candidate; see :func:`verify`. Returns (f, end_s, ratio, matched, err)."""
     nq = qon_sorted.shape[0]
     _, r, pos_c = _centre_fit(qon_sorted, qpi_sorted, po, pitch_start, p, base, pos_c, r0, t, tc, tol1, band_s,
-                              r_min, r_max, stamp)
+                              r_min, r_max, stamp, _R_GRID.shape[0])
     a = pos_c - r * tc
     # chords in score order (by pitch): group onsets closer than chord_tol, scaled down for fast queries so
     # that played-fast ornaments do not merge into chords
@@ -282,41 +385,8 @@ def _verify_one(qon_sorted, qpi_sorted, son, spi, po, pitch_start, p, base, pos_
         return 0.0, a + r * qon[nq - 1], r, 0, 0.0
     # banded longest common subsequence of the pitch sequences (monotone in time on both sides); a pair
     # scores 1 - 0.5 |deviation from the line| / band, so that among equally long ones the closest wins
-    dp = np.zeros((nq + 1, ns + 1), dtype=np.float64)
-    for i in range(1, nq + 1):
-        s_pred = a + r * qon[i - 1]
-        w = (band_s + band_slope * abs(qon[i - 1] - tc)) * r
-        target = qpi[i - 1] + t
-        for j in range(1, ns + 1):
-            best = dp[i - 1, j]
-            if dp[i, j - 1] > best:
-                best = dp[i, j - 1]
-            if spi[lo + j - 1] == target:
-                dev = abs(son[lo + j - 1] - s_pred)
-                if dev <= w:
-                    v = dp[i - 1, j - 1] + 1.0 - 0.5 * dev / w
-                    if v > best:
-                        best = v
-            dp[i, j] = best
-    # backtrack the pairs (collected from the end)
-    pq = np.empty(nq, dtype=np.float64)
-    ps = np.empty(nq, dtype=np.float64)
-    i = nq
-    j = ns
-    m = 0
-    while i > 0 and j > 0 and dp[i, j] > 0.0:
-        if dp[i, j] == dp[i - 1, j]:
-            i -= 1
-        elif dp[i, j] == dp[i, j - 1]:
-            j -= 1
-        else:
-            pq[m] = qon[i - 1]
-            ps[m] = son[lo + j - 1]
-            m += 1
-            i -= 1
-            j -= 1
-    pq = pq[:m][::-1].copy()
-    ps = ps[:m][::-1].copy()
+    pq, ps = _banded_lcs(qon, qpi, lo, hi, po, pitch_start, local, p, base, a, r, t, tc, band_s, band_slope)
+    m = pq.shape[0]
     if m < 3:
         return 0.0, a + r * qon[nq - 1], r, m, 0.0
     # tempo: least-squares slope over all pairs; end: the last pairs carried to the last onset (median)
@@ -345,8 +415,8 @@ def _verify_one(qon_sorted, qpi_sorted, son, spi, po, pitch_start, p, base, pos_
 
 
 @njit(cache=True)
-def verify(qon, qpi, note_onset, note_pitch, piece_start, po, pitch_start, c_piece, c_pos, c_r, c_t, tc, tol1,
-           band_s, band_slope, r_min, r_max, n_refine, chord_tol):  # pragma: no cover - numba
+def verify(qon, qpi, note_onset, note_pitch, piece_start, po, pitch_start, local, c_piece, c_pos, c_r, c_t, tc, tol1,
+           band_s, band_slope, r_min, r_max, n_refine, chord_tol, n_grid1):  # pragma: no cover - numba
     """Check candidates note by note.
 
     A candidate maps query time to score time as ``s = pos + r (q - tc)``. First the tempo ratio is
@@ -359,15 +429,15 @@ def verify(qon, qpi, note_onset, note_pitch, piece_start, po, pitch_start, c_pie
     pairs against the query notes and the score notes in the matched span.
 
     The full check runs only for the ``n_refine`` candidates with most matches in the first, cheap
-    pass (the others get ``f = 0``).
+    pass (the others get ``f = 0``), which tries only the first ``n_grid1`` tempo factors.
 
     Parameters
     ----------
     qon, qpi : float64, int64 (n_q,)
         Query notes sorted by onset (then pitch).
     note_onset, note_pitch, piece_start : index note arrays
-    po, pitch_start : the same onsets ordered by (piece, pitch, onset) and the run offsets per
-        (piece, pitch), from :func:`pitch_runs` (nearest-note look-ups by binary search)
+    po, pitch_start, local : the same onsets ordered by (piece, pitch, onset), the run offsets per
+        (piece, pitch) and each row's index in its piece's onset order, from :func:`pitch_runs`
     c_piece, c_pos, c_r, c_t : (n_c,)
         Candidates: piece, score position of the query centre, tempo ratio, T (score - query pitch).
     tc : float
@@ -400,14 +470,13 @@ def verify(qon, qpi, note_onset, note_pitch, piece_start, po, pitch_start, c_pie
     for k in range(n_c):
         p = c_piece[k]
         m1[k], _, _ = _centre_fit(qon, qpi, po, pitch_start, p, piece_start[p], c_pos[k], c_r[k], c_t[k], tc,
-                                  tol1, band_s, r_min, r_max, stamp)
+                                  tol1, band_s, r_min, r_max, stamp, n_grid1)
     order = np.argsort(-m1, kind="mergesort")
     for kk in range(min(n_refine, n_c)):
         k = order[kk]
         p = c_piece[k]
         son = note_onset[piece_start[p]:piece_start[p + 1]]
-        spi = note_pitch[piece_start[p]:piece_start[p + 1]]
         f[k], end_s[k], ratio[k], matched[k], err[k] = _verify_one(
-            qon, qpi, son, spi, po, pitch_start, p, piece_start[p], c_pos[k], c_r[k], c_t[k], tc, tol1, band_s,
+            qon, qpi, son, po, pitch_start, local, p, piece_start[p], c_pos[k], c_r[k], c_t[k], tc, tol1, band_s,
             band_slope, r_min, r_max, chord_tol, stamp)
     return f, end_s, ratio, matched, err
