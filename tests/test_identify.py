@@ -176,3 +176,19 @@ def test_long_input_answers_the_bar_at_its_end(corpus_db, ident):
     assert q["onset_s"][-1] > ident.params.max_query_s
     best = ident.identify(q)[0]
     assert best.source == piece.meta.source and best.measure == bar
+
+
+@pytest.mark.parametrize("pid,start_s", [(0, 20.0), (2, 40.0), (4, 5.0)])
+def test_excerpt_with_a_rest_at_its_centre_is_found(corpus_db, ident, pid, start_s):
+    """A query whose centre falls in a long rest (a fermata, a held chord): the tempo and position fit
+    widens its window to the notes nearest the centre instead of fitting on no notes (which gave NaN
+    positions and "not in the database" for 20 s performance excerpts)."""
+    piece = corpus_db.piece(pid)
+    q, bar = _excerpt(piece, start_s, 12.0, scale=1.2)
+    centre = 0.5 * (q["onset_s"][0] + q["onset_s"][-1])
+    q = q[np.abs(q["onset_s"] - centre) > 2.0]
+    matches = ident.identify(q)
+    assert matches, "not found"
+    ties = [m for m in matches if m.confidence >= matches[0].confidence - 1e-6]
+    assert any(m.source == piece.meta.source and m.measure == bar for m in ties), \
+        [(m.source, m.measure, m.confidence) for m in matches]

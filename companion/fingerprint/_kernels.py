@@ -10,6 +10,8 @@ __all__ = ["vote", "verify", "pitch_runs"]
 #: tempo factors tried around a candidate's voted tempo ratio (the vote's estimate is biased by
 #: ornaments and spread chords); 1.0 first so that ties keep the voted ratio
 _R_GRID = np.array([1.0, 0.9, 1.1, 0.8, 1.25, 0.7, 1.4])
+#: the tempo and position of a candidate are fitted on at least this many notes around the query's centre
+_MIN_CENTRE = 6
 
 
 def pitch_runs(note_onset: np.ndarray, note_pitch: np.ndarray, piece_start: np.ndarray
@@ -208,15 +210,23 @@ def _centre_fit(qon, qpi, po, pitch_start, p, base, pos_c, r0, t, tc, tol, half_
                 stamp, n_grid):  # pragma: no cover
     """Best tempo ratio and position near ``(r0, pos_c)`` from the notes within ``±half_w`` of the centre.
 
-    For ``r0`` times the first ``n_grid`` factors of 1.0, 0.9, 1.1, 0.8, 1.25, 0.7, 1.4: each centre note's nearest same-pitch score note within ``half_w``
-    gives a residual; the line is moved by their median and the notes are matched one-to-one within
-    ``tol`` query seconds. Returns ``(matches, r, pos)`` of the best (ties: the earlier factor, 1.0
-    first). The stamps are left clear.
+    For ``r0`` times the first ``n_grid`` factors of 1.0, 0.9, 1.1, 0.8, 1.25, 0.7, 1.4: each centre
+    note's nearest same-pitch score note within ``half_w`` gives a residual; the line is moved by their
+    median and the notes are matched one-to-one within ``tol`` query seconds. Where fewer than
+    ``_MIN_CENTRE`` notes lie within ``half_w`` of the centre (a rest or a held chord there), the
+    window widens to the nearest ``_MIN_CENTRE``. Returns ``(matches, r, pos)`` of the best (ties: the
+    earlier factor, 1.0 first; ``(0, r0, pos_c)`` when nothing matches). The stamps are left clear.
     """
-    best_m = -1
+    best_m = 0
     best_r = r0
     best_pos = pos_c
     nq = qon.shape[0]
+    n_in = 0
+    for i in range(nq):
+        if abs(qon[i] - tc) <= half_w:
+            n_in += 1
+    if n_in < _MIN_CENTRE and n_in < nq:
+        half_w = max(half_w, np.sort(np.abs(qon - tc))[min(_MIN_CENTRE, nq) - 1])
     used = np.empty(nq, dtype=np.int64)
     res = np.empty(nq, dtype=np.float64)
     for g in range(n_grid):
@@ -233,7 +243,7 @@ def _centre_fit(qon, qpi, po, pitch_start, p, base, pos_c, r0, t, tc, tol, half_
                     res[n_res] = po[j] - s_pred
                     n_res += 1
         if n_res <= best_m:
-            continue  # at most n_res notes can match at this tempo: it cannot beat the best
+            continue  # at most n_res notes can match at this tempo: it cannot beat the best (or none)
         pos = pos_c + np.median(res[:n_res])
         m = 0
         for i in range(nq):
