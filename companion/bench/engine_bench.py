@@ -369,12 +369,12 @@ def bench_unknown(db, perfs_out, renders, soundfont, lengths, n, rng) -> dict:
     return res
 
 
-def bench_unknown_engine(out_ident, perfs_out, renders, soundfont, length, n, rng) -> dict:
+def bench_unknown_engine(out_ident, perfs_out, renders, soundfont, length, n, rng, params=None) -> dict:
     """The engine on ``length`` s excerpts of pieces left out of the index: runs that never seed, and
     the share of positions that show a (necessarily wrong) piece."""
     from companion.engine import Engine
 
-    engine = Engine(out_ident.db, identifier=out_ident)
+    engine = Engine(out_ident.db, identifier=out_ident, params=params)
     never, shown = [], []
     for _ in range(n):
         p = perfs_out[int(rng.integers(len(perfs_out)))]
@@ -401,7 +401,7 @@ def leave_out_identifier(db, keys: set[str]):
     return Identifier(mem)
 
 
-def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float) -> float:
+def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float, params=None) -> float:
     """Process CPU s per audio s of the threaded pipeline fed in real time from a file."""
     import soundfile as sf
 
@@ -413,7 +413,7 @@ def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float
         wav = Path(tmp) / "x.wav"
         sf.write(str(wav), audio, SR)
         inp = open_input(str(wav), realtime=True)
-        engine = Engine(db, identifier=ident)
+        engine = Engine(db, identifier=ident, params=params)
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         Pipeline(blocks(inp), engine, finite=True).run()
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -422,6 +422,20 @@ def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float
 
 
 # ------------------------------------------------------------------------------------------------ main
+def engine_params(cls, overrides: list[str]):
+    """``cls()`` with ``NAME=VALUE`` overrides (each value parsed as its field's type)."""
+    import dataclasses
+
+    types = {f.name: type(f.default) for f in dataclasses.fields(cls)}
+    kw = {}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in types:
+            raise SystemExit(f"--param: {cls.__name__} has no field {name!r}")
+        kw[name] = value.lower() in ("1", "true", "yes") if types[name] is bool else types[name](value)
+    return cls(**kw)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m companion.bench.engine_bench", description=__doc__.split("\n")[0])
     ap.add_argument("--db", type=Path, default=DEFAULT_DB, help="ASAP database (built here if missing)")
@@ -444,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                          "one for tuning")
     ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
                     help="experiments to run (the report needs all of them)")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an EngineParams field (tuning runs; repeatable)")
     ap.add_argument("--out", type=Path, help="write the markdown report here too")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -451,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     from companion.audio.render import available_soundfonts
     from companion.bench.asap import SKIP_REASON, asap_root, performances, piece_key
     from companion.bench.follow_bench import select
-    from companion.engine import Engine
+    from companion.engine import Engine, EngineParams
     from companion.fingerprint.identify import Identifier
 
     if asap_root() is None:
@@ -480,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown_perfs = [load_perf(db, p) for p in others if piece_key(p.folder) in out_keys]
     unknown_perfs = list({p.key: p for p in unknown_perfs}.values())
     renders = Renders(args.cache)
-    engine = Engine(db, identifier=ident)
+    engine = Engine(db, identifier=ident, params=engine_params(EngineParams, args.param))
     out_ident = leave_out_identifier(db, set(out_keys))
     results = {}
     for sf_i, font in enumerate(fonts):
@@ -497,12 +513,12 @@ def main(argv: list[str] | None = None) -> int:
             r["unknown"] = bench_unknown(db, {"perfs": unknown_perfs, "ident": out_ident}, renders, font,
                                          [5.0, 10.0], args.n_unknown, rng["unknown"])
             r["unknown_engine"] = bench_unknown_engine(out_ident, unknown_perfs, renders, font, 30.0,
-                                                       args.n_unknown_engine, rng["unknown"])
+                                                       args.n_unknown_engine, rng["unknown"], engine.params)
         results[font] = r
         log.info("%s: %s", font, r)
     if set(args.parts) != set(PARTS):
         return 0
-    rt_cpu = bench_realtime_cpu(db, ident, perfs[0], renders, fonts[0], args.realtime_s)
+    rt_cpu = bench_realtime_cpu(db, ident, perfs[0], renders, fonts[0], args.realtime_s, engine.params)
     report = _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, db,
                      time.time() - t_start)
     print(report)
