@@ -192,3 +192,23 @@ def test_excerpt_with_a_rest_at_its_centre_is_found(corpus_db, ident, pid, start
     ties = [m for m in matches if m.confidence >= matches[0].confidence - 1e-6]
     assert any(m.source == piece.meta.source and m.measure == bar for m in ties), \
         [(m.source, m.measure, m.confidence) for m in matches]
+
+
+def test_long_query_retries_with_its_recent_notes(corpus_db):
+    """15 s of a piece not in the database (the rag), then 10 s of one that is. Over the whole input the
+    known piece's notes are a minority (confidence ~0.5, below the 0.6 asked for here), so the identifier
+    asks again with the last ``retry_recent_s`` = 10 s, which are all the known piece's."""
+    from dataclasses import replace
+
+    from companion.fingerprint.identify import IdentifyParams
+
+    piece = corpus_db.piece(2)
+    q, bar = _excerpt(piece, 40.0, 10.0)
+    rag, _ = _excerpt(load_score(_corpus(NOT_IN_DB)), 10.0, 15.0)
+    q["onset_s"] += 15.5
+    both = np.concatenate([rag, q])
+    strict = replace(IdentifyParams(), min_confidence=0.6, confidence_slope=0.0)
+    with_retry = Identifier(corpus_db, params=strict).identify(both)
+    assert with_retry and with_retry[0].source == piece.meta.source and with_retry[0].measure == bar
+    without = Identifier(corpus_db, params=replace(strict, retry_recent_s=0.0)).identify(both)
+    assert not without or without[0].source != piece.meta.source or without[0].measure != bar

@@ -55,6 +55,11 @@ class IdentifyParams:
     max_query_s : float
         Only the notes of the last ``max_query_s`` seconds of a longer input are used (this bounds the
         query time; the answer is the position at the end).
+    retry_recent_s : float
+        A query longer than this that finds nothing is asked again with its last ``retry_recent_s``
+        seconds (0: never). The vote looks at ``max_hits`` index entries, rarest triplets first; in a
+        long, dense performance (a pedalled arpeggio étude) the rarest are mostly artefacts of spread
+        chords, and the budget fills before the right piece is seen; the recent notes alone find it.
     tau_neighbour_margin : float
         Triplets whose τ lies within this fraction of a bin of a bin edge also look up the neighbour bin.
     bin_s : float
@@ -93,6 +98,7 @@ class IdentifyParams:
     """
 
     max_query_s: float = 30.0
+    retry_recent_s: float = 10.0
     tau_neighbour_margin: float = 0.2
     bin_s: float = 1.0
     r_min: float = 0.35
@@ -174,12 +180,25 @@ class Identifier:
     def candidates(self, notes: np.ndarray) -> list[Candidate]:
         """All verified hypotheses above :meth:`threshold`, best first, merged per position.
 
+        A query longer than ``retry_recent_s`` that finds nothing is asked once more with only its last
+        ``retry_recent_s`` seconds (see :class:`IdentifyParams`).
+
         Parameters
         ----------
         notes : np.ndarray
             Structured array with ``onset_s`` and ``pitch`` fields (e.g. ``PERF_NOTE_DTYPE``),
             shape ``(n_notes,)``.
         """
+        out = self._candidates(notes, self.params.max_query_s)
+        r = self.params.retry_recent_s
+        if not out and r > 0 and len(notes):
+            on = np.asarray(notes["onset_s"], dtype=np.float64)
+            on = on[np.isfinite(on)]
+            if len(on) and on.max() - on.min() > r:
+                out = self._candidates(notes, r)
+        return out
+
+    def _candidates(self, notes: np.ndarray, max_query_s: float) -> list[Candidate]:
         p = self.params
         ix = self.index
         fp = ix.params
@@ -193,7 +212,7 @@ class Identifier:
             return []
         order = np.argsort(onset, kind="stable")
         onset, pitch = onset[order], pitch[order]
-        recent = onset >= onset[-1] - p.max_query_s  # the bar at the end is asked for: use the recent notes
+        recent = onset >= onset[-1] - max_query_s  # the bar at the end is asked for: use the recent notes
         onset, pitch = onset[recent], pitch[recent]
         if len(onset) < 3:
             return []
