@@ -132,7 +132,7 @@ def test_empty_inputs():
 
 
 def test_pitch_runs_and_nearest_note_lookup():
-    from companion.fingerprint._kernels import _closest, _run, pitch_runs
+    from companion.fingerprint._verify import _closest, _run, pitch_runs
 
     pieces = [_random_piece(s, n) for s, n in ((1, 300), (2, 0), (3, 500))]
     ix = FingerprintIndex.build(pieces)
@@ -175,7 +175,7 @@ def _dense_lcs_value(qon, qpi, son, spi, lo, hi, a, r, t, tc, band_s, band_slope
 
 
 def test_sparse_banded_lcs_equals_the_full_table():
-    from companion.fingerprint._kernels import _banded_lcs, pitch_runs
+    from companion.fingerprint._verify import _banded_lcs, pitch_runs
 
     rng = np.random.default_rng(7)
     for trial in range(30):

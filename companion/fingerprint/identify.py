@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from companion.events import Match
-from companion.fingerprint._kernels import pitch_runs, verify, vote
+from companion.fingerprint._kernels import vote
+from companion.fingerprint._verify import pitch_runs, verify
 from companion.fingerprint.hashing import extract_triplets
 
 __all__ = ["IdentifyParams", "Identifier", "Candidate"]
