@@ -215,3 +215,32 @@ def test_reseed_prefers_the_equally_good_place_near_the_tracker():
     assert eng._nearest([far, other, near], 10.0) is near
     assert eng._nearest([far, other, Hypothesis(7, 180.0, 1.0, 0.78, 10.0)], 10.0) is far
     assert eng._nearest([far, other, Hypothesis(7, 106.0, 1.0, 0.5, 10.0)], 10.0) is far  # clearly worse
+
+
+def test_searching_in_slow_music_reaches_back_for_enough_notes():
+    """While searching, a query whose horizon (5 s) holds fewer than ``sparse_notes`` notes reaches back
+    up to ``sparse_horizon_s`` for them; while tracking, the short checking window stays as it is."""
+    from companion.events import PERF_NOTE_DTYPE
+
+    class Recorder:
+        def __init__(self):
+            self.queries = []
+
+        def candidates(self, notes):
+            self.queries.append(notes.copy())
+            return []
+
+    def slow_notes(t0, t1):  # one note a second
+        n = np.zeros(int(t1 - t0), PERF_NOTE_DTYPE)
+        n["onset_s"] = np.arange(t0, t1) + 0.5
+        n["pitch"] = 60 + np.arange(len(n)) % 12
+        return n
+
+    for sparse, expect in ((20, 10), (0, 5)):
+        rec = Recorder()
+        eng = Engine(None, identifier=rec, midi=True, params=EngineParams(sparse_notes=sparse, min_notes=3))
+        for t in range(1, 13):
+            eng.process(NoteBlock(float(t), slow_notes(t - 1, t)))
+        q = rec.queries[-1]
+        assert len(q) == expect  # the notes of the last 10 s (5 s without the reach back)
+        assert q["onset_s"][-1] - q["onset_s"][0] == expect - 1
