@@ -362,7 +362,8 @@ class Engine:
         if len(a.notes):
             self._notes = np.concatenate([self._notes, a.notes])
             self._n_notes += len(a.notes)
-            keep = self._notes["onset_s"] >= self._t - max(self.params.horizon_s, self.params.sparse_horizon_s) - 1.0
+            kept_s = max(self.params.horizon_s, self.params.sparse_horizon_s) + 1.0
+            keep = self._notes["onset_s"] >= self._t - kept_s
             self._notes = self._notes[keep]
         track = None
         if a.spec is not None and len(a.spec):

@@ -315,13 +315,14 @@ def _verify_one(qon_sorted, qpi_sorted, son, po, pitch_start, local, p, base, po
 
 
 @njit(cache=True)
-def verify(qon, qpi, note_onset, note_pitch, piece_start, po, pitch_start, local, c_piece, c_pos, c_r, c_t, tc, tol1,
-           band_s, band_slope, r_min, r_max, n_refine, chord_tol, n_grid1):  # pragma: no cover - numba
+def verify(qon, qpi, note_onset, piece_start, po, pitch_start, local, c_piece, c_pos, c_r, c_t, tc, tol1, band_s,
+           band_slope, r_min, r_max, n_refine, chord_tol, n_grid1):  # pragma: no cover - numba
     """Check candidates note by note.
 
     A candidate maps query time to score time as ``s = pos + r (q - tc)``. First the tempo ratio is
     refined: the notes within ``±band_s`` of the centre are matched one-to-one to score notes of pitch
-    ``q + T`` within ``tol1`` query seconds for ``r`` times 0.7 ... 1.4, and the best ``r`` is kept.
+    ``q + T`` within ``tol1`` query seconds for ``r`` times 0.7 ... 1.4 (the notes nearest the centre
+    where fewer lie there), and the best ``r`` is kept.
     Then the longest common subsequence of the query's and the score's pitch sequences is found, where
     a query note may only pair with a score note within a band around the line (``band_s`` plus
     ``band_slope`` times the distance from the centre, query seconds). The LCS is monotone in time on
@@ -335,7 +336,7 @@ def verify(qon, qpi, note_onset, note_pitch, piece_start, po, pitch_start, local
     ----------
     qon, qpi : float64, int64 (n_q,)
         Query notes sorted by onset (then pitch).
-    note_onset, note_pitch, piece_start : index note arrays
+    note_onset, piece_start : the index's note onsets (sorted per piece) and piece offsets
     po, pitch_start, local : the same onsets ordered by (piece, pitch, onset), the run offsets per
         (piece, pitch) and each row's index in its piece's onset order, from :func:`pitch_runs`
     c_piece, c_pos, c_r, c_t : (n_c,)

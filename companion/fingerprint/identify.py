@@ -241,7 +241,7 @@ class Identifier:
         r0 = np.exp(logr[top] / count[top])
         pos_c = possum[top] / count[top]
         f, end_s, ratio, matched, err = verify(
-            qon, qpi, ix.note_onset_s, ix.note_pitch, ix.piece_start, self._po, self._pitch_start, self._local,
+            qon, qpi, ix.note_onset_s, ix.piece_start, self._po, self._pitch_start, self._local,
             pids.astype(np.int64), pos_c, r0,
             t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
             fp.chord_tolerance_s, p.n_grid1)
