@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,7 +227,7 @@ def test_searching_in_slow_music_reaches_back_for_enough_notes():
         def __init__(self):
             self.queries = []
 
-        def candidates(self, notes):
+        def candidates(self, notes, slack=0.0):
             self.queries.append(notes.copy())
             return []
 
@@ -244,3 +245,46 @@ def test_searching_in_slow_music_reaches_back_for_enough_notes():
         q = rec.queries[-1]
         assert len(q) == expect  # the notes of the last 10 s (5 s without the reach back)
         assert q["onset_s"][-1] - q["onset_s"][0] == expect - 1
+
+
+def test_unsure_hypothesis_seeds_only_when_confirmed():
+    """While searching, the engine also asks for hypotheses ``confirm_slack`` below the identifier's
+    threshold: one alone never seeds; the next query agreeing with it does."""
+    from companion.events import PERF_NOTE_DTYPE
+    from companion.fingerprint.identify import Candidate
+
+    class Ident:
+        def __init__(self, sure):
+            self.sure, self.slacks = sure, []
+
+        def candidates(self, notes, slack=0.0):
+            self.slacks.append(slack)
+            t = float(notes["onset_s"][-1])
+            c = Candidate(piece=0, confidence=0.62, score_end_s=40.0 + t, tempo_ratio=1.0, transposition=0,
+                          votes=10.0, matched=20, error_s=0.02, sure=self.sure)
+            return [c] if (self.sure or slack > 0) else []
+
+    import music21
+
+    from companion.bench.identify_data import MemoryDatabase
+    from companion.score.load import load_score
+
+    bach = load_score(Path(music21.__file__).resolve().parent / "corpus" / "bach" / "bwv846.mxl")
+    db = MemoryDatabase([bach.notes], [bach.meta], lambda i: bach)
+
+    def notes(t0, t1):
+        n = np.zeros(int((t1 - t0) * 8), PERF_NOTE_DTYPE)
+        n["onset_s"] = t0 + np.arange(len(n)) / 8
+        n["pitch"] = 60 + np.arange(len(n)) % 7
+        return n
+
+    for sure, slack, first_seed in ((False, 0.05, 2), (False, 0.0, None), (True, 0.05, 1)):
+        ident = Ident(sure)
+        eng = Engine(db, identifier=ident, midi=True, params=EngineParams(confirm_slack=slack))
+        seeded_at = None
+        for k in range(1, 5):
+            eng.process(NoteBlock(k * 1.0, notes(k - 1.0, k * 1.0)))
+            if eng.stats.seeds and seeded_at is None:
+                seeded_at = eng.stats.queries
+        assert seeded_at == first_seed, (sure, slack)
+        assert ident.slacks[0] == slack

@@ -212,3 +212,23 @@ def test_long_query_retries_with_its_recent_notes(corpus_db):
     assert with_retry and with_retry[0].source == piece.meta.source and with_retry[0].measure == bar
     without = Identifier(corpus_db, params=replace(strict, retry_recent_s=0.0)).identify(both)
     assert not without or without[0].source != piece.meta.source or without[0].measure != bar
+
+
+def test_slack_adds_unsure_candidates_only(corpus_db, ident):
+    """``candidates(slack=s)`` keeps every candidate of the plain call (marked sure) and adds those
+    within ``s`` below the threshold, marked not sure; an unknown piece stays below even then."""
+    for wrong, expect_sure in ((0.2, True), (0.5, False)):  # share of pitches played wrong
+        rng = np.random.default_rng(3)
+        q, _ = _excerpt(corpus_db.piece(2), 70.0, 4.0)
+        k = rng.random(len(q)) < wrong
+        q["pitch"][k] += rng.integers(-5, 6, int(k.sum()))
+        plain = ident.candidates(q)
+        loose = ident.candidates(q, slack=0.1)
+        thr = ident.threshold(len(q))
+        assert all(c.sure for c in plain)
+        assert [c for c in loose if c.sure] == plain
+        assert all(thr - 0.1 <= c.confidence < thr for c in loose if not c.sure)
+        assert loose and loose[0].piece == 2 and loose[0].sure == expect_sure
+    rag = load_score(_corpus(NOT_IN_DB))
+    q, _ = _excerpt(rag, 50.0, 8.0)
+    assert all(not c.sure for c in ident.candidates(q, slack=0.05))

@@ -369,12 +369,13 @@ def bench_unknown(db, perfs_out, renders, soundfont, lengths, n, rng) -> dict:
     return res
 
 
-def bench_unknown_engine(out_ident, perfs_out, renders, soundfont, length, n, rng, params=None) -> dict:
+def bench_unknown_engine(out_ident, perfs_out, renders, soundfont, length, n, rng, params=None,
+                         tracker_params=None) -> dict:
     """The engine on ``length`` s excerpts of pieces left out of the index: runs that never seed, and
     the share of positions that show a (necessarily wrong) piece."""
     from companion.engine import Engine
 
-    engine = Engine(out_ident.db, identifier=out_ident, params=params)
+    engine = Engine(out_ident.db, identifier=out_ident, params=params, tracker_params=tracker_params)
     never, shown = [], []
     for _ in range(n):
         p = perfs_out[int(rng.integers(len(perfs_out)))]
@@ -401,7 +402,8 @@ def leave_out_identifier(db, keys: set[str]):
     return Identifier(mem)
 
 
-def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float, params=None) -> float:
+def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float, params=None,
+                       tracker_params=None) -> float:
     """Process CPU s per audio s of the threaded pipeline fed in real time from a file."""
     import soundfile as sf
 
@@ -413,7 +415,7 @@ def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float
         wav = Path(tmp) / "x.wav"
         sf.write(str(wav), audio, SR)
         inp = open_input(str(wav), realtime=True)
-        engine = Engine(db, identifier=ident, params=params)
+        engine = Engine(db, identifier=ident, params=params, tracker_params=tracker_params)
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         Pipeline(blocks(inp), engine, finite=True).run()
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -460,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="experiments to run (the report needs all of them)")
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override an EngineParams field (tuning runs; repeatable)")
+    ap.add_argument("--tracker-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a TrackerParams field of the engine's tracker (tuning runs; repeatable)")
     ap.add_argument("--out", type=Path, help="write the markdown report here too")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -496,7 +500,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown_perfs = [load_perf(db, p) for p in others if piece_key(p.folder) in out_keys]
     unknown_perfs = list({p.key: p for p in unknown_perfs}.values())
     renders = Renders(args.cache)
-    engine = Engine(db, identifier=ident, params=engine_params(EngineParams, args.param))
+    from companion.tracking.oltw import TrackerParams
+
+    engine = Engine(db, identifier=ident, params=engine_params(EngineParams, args.param),
+                    tracker_params=engine_params(TrackerParams, args.tracker_param))
     out_ident = leave_out_identifier(db, set(out_keys))
     results = {}
     for sf_i, font in enumerate(fonts):
@@ -513,12 +520,14 @@ def main(argv: list[str] | None = None) -> int:
             r["unknown"] = bench_unknown(db, {"perfs": unknown_perfs, "ident": out_ident}, renders, font,
                                          [5.0, 10.0], args.n_unknown, rng["unknown"])
             r["unknown_engine"] = bench_unknown_engine(out_ident, unknown_perfs, renders, font, 30.0,
-                                                       args.n_unknown_engine, rng["unknown"], engine.params)
+                                                       args.n_unknown_engine, rng["unknown"], engine.params,
+                                                       engine.tracker_params)
         results[font] = r
         log.info("%s: %s", font, r)
     if set(args.parts) != set(PARTS):
         return 0
-    rt_cpu = bench_realtime_cpu(db, ident, perfs[0], renders, fonts[0], args.realtime_s, engine.params)
+    rt_cpu = bench_realtime_cpu(db, ident, perfs[0], renders, fonts[0], args.realtime_s, engine.params,
+                                engine.tracker_params)
     report = _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, db,
                      time.time() - t_start)
     print(report)

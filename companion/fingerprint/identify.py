@@ -131,6 +131,7 @@ class Candidate:
     votes: float  # weighted votes of the cell and its neighbours
     matched: int
     error_s: float  # mean absolute timing error of the matched notes, query seconds
+    sure: bool = True  # passed the full threshold (see ``Identifier.candidates(slack=...)``)
 
 
 class Identifier:
@@ -178,8 +179,9 @@ class Identifier:
         return self.identify(notes)
 
     # -----------------------------------------------------------------------------------------------
-    def candidates(self, notes: np.ndarray) -> list[Candidate]:
-        """All verified hypotheses above :meth:`threshold`, best first, merged per position.
+    def candidates(self, notes: np.ndarray, *, slack: float = 0.0) -> list[Candidate]:
+        """All verified hypotheses above :meth:`threshold` (minus ``slack``), best first, merged per
+        position.
 
         A query longer than ``retry_recent_s`` that finds nothing is asked once more with only its last
         ``retry_recent_s`` seconds (see :class:`IdentifyParams`).
@@ -189,17 +191,21 @@ class Identifier:
         notes : np.ndarray
             Structured array with ``onset_s`` and ``pitch`` fields (e.g. ``PERF_NOTE_DTYPE``),
             shape ``(n_notes,)``.
+        slack : float
+            Lower the threshold by this much: the caller also wants hypotheses that are not sure
+            enough on their own (e.g. to be confirmed by a later query); each
+            :class:`Candidate` says whether it passed the full threshold (``sure``).
         """
-        out = self._candidates(notes, self.params.max_query_s)
+        out = self._candidates(notes, self.params.max_query_s, slack)
         r = self.params.retry_recent_s
         if not out and r > 0 and len(notes):
             on = np.asarray(notes["onset_s"], dtype=np.float64)
             on = on[np.isfinite(on)]
             if len(on) and on.max() - on.min() > r:
-                out = self._candidates(notes, r)
+                out = self._candidates(notes, r, slack)
         return out
 
-    def _candidates(self, notes: np.ndarray, max_query_s: float) -> list[Candidate]:
+    def _candidates(self, notes: np.ndarray, max_query_s: float, slack: float = 0.0) -> list[Candidate]:
         p = self.params
         ix = self.index
         fp = ix.params
@@ -246,10 +252,12 @@ class Identifier:
             t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
             fp.chord_tolerance_s, p.n_grid1)
         out: list[Candidate] = []
-        for k in np.flatnonzero(f >= self.threshold(len(qon))):
+        thr = self.threshold(len(qon))
+        for k in np.flatnonzero(f >= thr - slack):
             out.append(Candidate(piece=int(pids[k]), confidence=float(f[k]), score_end_s=float(end_s[k]),
                                  tempo_ratio=float(ratio[k]), transposition=-int(t_sq[k]),
-                                 votes=float(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k])))
+                                 votes=float(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k]),
+                                 sure=bool(f[k] >= thr)))
         # best first, where a transposed candidate ranks as if ``key_prior`` less confident (players mostly
         # play in the notated key, and sequences recur transposed note for note); then the smaller
         # transposition, the more precise timing, more votes
