@@ -101,12 +101,20 @@ class EngineParams:
     confirm_slack : float
         While searching, the identifier is also asked for hypotheses up to this much below its own
         rejection threshold; such a hypothesis never seeds alone (``clear`` needs a sure one), only
-        when the next query agrees with it. On the disjoint tuning subset (16 one-minute runs, 8
-        splices of each kind per soundfont) 0.05 raised the notes in the right bar from 81.6 / 65.4 %
-        to 82.2 / 66.2 % (timgm6mb / fluidr3mono), cut the median time to the first right bar on
-        fluidr3mono from 7.4 to 6.5 s and the recovery after a piece change (timgm6mb) from 6.2 to
-        5.6 s, and seeded no more 30 s runs of pieces left out of the index (2 / 1 of 8, as without);
-        0.1 was faster to the first bar but lost 1.6 points on fluidr3mono.
+        when the next query agrees with it. Off by default: on the disjoint tuning subset (8
+        one-minute runs and 8 splices of each kind per soundfont) 0.05 raised the notes in the right
+        bar from 81.6 / 65.4 % to 82.2 / 66.2 % (timgm6mb / fluidr3mono), cut the median time to the
+        first right bar on fluidr3mono from 7.4 to 6.5 s and seeded no more 30 s runs of pieces left
+        out of the index; but on the reported set (bench/results/engine.md) its gains were within
+        noise (75.1 / 65.5 -> 75.9 / 67.2 %) while 30 s runs of unknown pieces showed a piece for
+        5.3 / 9.1 % of their positions instead of 1.3 / 6.4 %: two consecutive queries share most of
+        their notes, so their agreement is weaker evidence than it looks.
+    track_slack : float
+        The same while tracking (for the checking queries; disagreeing hypotheses must still agree
+        twice in a row). Off: on the tuning subset 0.1 cut the median recovery after a piece change
+        from 5.6 to 4.8 s (timgm6mb) and 7.9 to 4.3 s (fluidr3mono), but its extra re-seeds into
+        recurring passages cost 1.3 / 0.5 points of the notes in the right bar over 16 one-minute
+        runs per soundfont (72.9 -> 71.6 %, 67.0 -> 66.5 %).
     agree_tolerance_s : float
         Score seconds within which two positions (hypothesis vs tracker, or two hypotheses extrapolated
         to the same time) count as the same place (1.5 s recovered from backward jumps faster than 3 s
@@ -155,7 +163,8 @@ class EngineParams:
     sparse_notes: int = 30
     sparse_horizon_s: float = 10.0
     min_new_notes: int = 2
-    confirm_slack: float = 0.05
+    confirm_slack: float = 0.0
+    track_slack: float = 0.0
     seed_confidence: float = 0.6
     seed_margin: float = 0.1
     confirm_confidence: float = 0.5
@@ -460,7 +469,7 @@ class Engine:
         if len(sel) < max(p.min_notes, 3):
             return []
         t_last = float(sel["onset_s"][-1])
-        slack = p.confirm_slack if self.state != TRACKING else 0.0
+        slack = p.confirm_slack if self.state != TRACKING else p.track_slack
         out = []
         for c in self.identifier.candidates(sel, slack=slack)[:p.top_k]:
             out.append(Hypothesis(c.piece, c.score_end_s, c.tempo_ratio, c.confidence, t_last, c.transposition,
