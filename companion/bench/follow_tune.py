@@ -1,0 +1,154 @@
+"""Fast tuning runs of the score follower: the tracking benchmark's files, spectrograms cached.
+
+The tracking benchmark (:mod:`companion.bench.follow_bench`) renders its performances and runs
+pymatchmaker too; for trying tracker parameters only our follower needs to run again. This tool
+renders the tuning set (``offset=0``) and the held-out set (``offset=0.5``) of ``follow_bench.select``
+once, keeps each file's STFT frames and ground truth in ``--cache`` (``.npz``, no pickle), and then
+follows them with the parameters given on the command line, through the same block sequence as
+``follow_bench`` (4410-sample blocks) and the same metrics (:func:`follow_bench.evaluate`).
+
+Run::
+
+    .venv/bin/python -m companion.bench.follow_tune                      # defaults
+    .venv/bin/python -m companion.bench.follow_tune --tp tempo_rate=0.5  # TrackerParams overrides
+    .venv/bin/python -m companion.bench.follow_tune --cp gamma=2 --fw switch_margin=0.1
+
+``--tp`` overrides :class:`~companion.tracking.oltw.TrackerParams` fields, ``--cp``
+:class:`~companion.tracking.chroma.ChromaParams` fields and ``--fw`` keyword arguments of
+:class:`~companion.tracking.follower.Follower`. One line per run: bar right and the share within
+100 / 250 / 500 ms for each set, and per soundfont (bar right / within 250 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from companion.bench.follow_bench import GroundTruth, evaluate, ground_truth, render_excerpt, select
+
+log = logging.getLogger("companion.bench.follow_tune")
+
+SETS = (0.0, 0.5)  # offsets: the tuning set and the held-out set
+SOUNDFONTS = ("timgm6mb", "fluidr3mono")
+BLOCK = 4410
+
+
+def prepare(cache: Path, n: int = 6, seconds: float = 60.0) -> list[dict]:
+    """Render and analyse the files once; returns the index (also written to ``cache/index.json``)."""
+    import soundfile as sf
+
+    from companion.bench.asap import asap_root, performances
+    from companion.score.load import load_score
+    from companion.transcription.features import IncrementalFeatures
+
+    index_path = cache / "index.json"
+    if index_path.is_file():
+        return json.loads(index_path.read_text())
+    root = asap_root()
+    if root is None:
+        raise SystemExit("ASAP is not available (../shared/data/asap)")
+    cache.mkdir(parents=True, exist_ok=True)
+    index = []
+    for offset in SETS:
+        for perf in select(performances(root), n, offset):
+            piece = load_score(perf.score)
+            gt = ground_truth(perf, piece, max_s=seconds)
+            for font in SOUNDFONTS:
+                wav = render_excerpt(perf, font, seconds, cache)
+                audio, sr = sf.read(str(wav), dtype="float32")
+                feats = IncrementalFeatures(sr)
+                specs, avail = [], []
+                for start in range(0, len(audio) + 1, BLOCK):
+                    fb = feats.process(audio[start:start + BLOCK]) if start < len(audio) else feats.flush()
+                    specs.append(fb.spec)
+                    avail.append(np.full(len(fb.spec), min(start + BLOCK, len(audio)) / sr))
+                np.savez(cache / f"{wav.stem}.npz", spec=np.concatenate(specs).astype(np.float32),
+                         avail=np.concatenate(avail), onset=gt.onset_s, quarters=gt.quarters,
+                         measure=gt.measure.astype(str))
+                wav.unlink()
+                index.append({"key": wav.stem, "score": str(perf.score), "offset": offset, "soundfont": font})
+                log.info("prepared %s", wav.stem)
+    index_path.write_text(json.dumps(index, indent=1))
+    return index
+
+
+def _overrides(items: list[str], cls=None) -> dict:
+    """``NAME=VALUE`` strings -> keyword arguments (typed like ``cls``'s fields when given)."""
+    types = {f.name: type(f.default) for f in dataclasses.fields(cls)} if cls else {}
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if cls is not None and name not in types:
+            raise SystemExit(f"{cls.__name__} has no field {name!r}")
+        typ = types.get(name, float)
+        out[name] = value.lower() in ("1", "true", "yes") if typ is bool else typ(value)
+    return out
+
+
+def run(index: list[dict], cache: Path, *, tracker_kw: dict, chroma_kw: dict, follower_kw: dict) -> dict:
+    """Follow every cached file; returns ``{offset: {soundfont: [metrics per file]}}``."""
+    from companion.score.load import load_score
+    from companion.tracking.chroma import ChromaParams
+    from companion.tracking.follower import Follower
+    from companion.tracking.oltw import TrackerParams, TrackResult
+
+    tp = TrackerParams(**tracker_kw)
+    cp = ChromaParams(**chroma_kw)
+    pieces: dict[str, object] = {}
+    res: dict[float, dict[str, list[dict]]] = {}
+    for e in index:
+        z = np.load(cache / f"{e['key']}.npz", allow_pickle=False)
+        piece = pieces.get(e["score"]) or pieces.setdefault(e["score"], load_score(e["score"]))
+        f = Follower(piece, tracker_params=tp, chroma_params=cp, **follower_kw)
+        spec = z["spec"]
+        r = TrackResult.concat([f.process_spec(spec[s:s + BLOCK // 441]) for s in range(0, len(spec), BLOCK // 441)])
+        bars = piece.bars["number"]
+        measures = np.array([str(bars[b]) if b >= 0 else None for b in r.bar], dtype=object)
+        gt = GroundTruth(z["onset"], z["quarters"], z["measure"].astype(object))
+        m = evaluate(gt, z["avail"], r.score_quarters, measures)
+        res.setdefault(e["offset"], {}).setdefault(e["soundfont"], []).append(m)
+        log.debug("%s: %s", e["key"], m)
+    return res
+
+
+def _pooled(ms: list[dict], key: str) -> float:
+    n = sum(m["n_notes"] for m in ms)
+    return sum(m[key] * m["n_notes"] for m in ms) / max(n, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m companion.bench.follow_tune", description=__doc__.split("\n")[0])
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/companion-bench/follow_tune"))
+    ap.add_argument("--tp", nargs="*", default=[], metavar="NAME=VALUE", help="TrackerParams overrides")
+    ap.add_argument("--cp", nargs="*", default=[], metavar="NAME=VALUE", help="ChromaParams overrides")
+    ap.add_argument("--fw", nargs="*", default=[], metavar="NAME=VALUE", help="Follower keyword overrides")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    from companion.tracking.chroma import ChromaParams
+    from companion.tracking.oltw import TrackerParams
+
+    t0 = time.time()
+    index = prepare(args.cache)
+    res = run(index, args.cache, tracker_kw=_overrides(args.tp, TrackerParams),
+              chroma_kw=_overrides(args.cp, ChromaParams), follower_kw=_overrides(args.fw))
+    parts = []
+    for offset, by_font in sorted(res.items()):
+        ms = sum(by_font.values(), [])
+        name = "tuning" if offset == 0 else "held-out"
+        parts.append(f"{name}: bar {100 * _pooled(ms, 'bar'):.1f} w100 {100 * _pooled(ms, 'within_100'):.1f} "
+                     f"w250 {100 * _pooled(ms, 'within_250'):.1f} w500 {100 * _pooled(ms, 'within_500'):.1f} ("
+                     + ", ".join(f"{font} {100 * _pooled(v, 'bar'):.1f}/{100 * _pooled(v, 'within_250'):.1f}"
+                                 for font, v in by_font.items()) + ")")
+    print(" ".join(args.tp + args.cp + args.fw) or "defaults", "|", " || ".join(parts), f"[{time.time() - t0:.0f} s]")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
