@@ -401,8 +401,10 @@ def test_midi_spectrogram_is_blockwise_and_in_tune():
     assert np.allclose(np.concatenate(parts), full)
     feats, silent = AudioChroma().process(full)
     assert silent[:10].all() and not silent[10:].any()
-    assert int(np.argmax(feats[20, :12])) == 0  # C4 alone: pitch class C
-    assert set(np.argsort(feats[80, :12])[-3:]) == {0, 4, 7}  # C, E, G ringing together
+    assert not feats[20:125, :12].any()  # nothing below C3 yet: the bass chroma stays empty
+    assert int(np.argmax(feats[150, :12])) == 9  # then A2: pitch class A in the bass chroma
+    assert int(np.argmax(feats[20, 12:24])) == 0  # C4 alone: pitch class C (treble chroma)
+    assert set(np.argsort(feats[80, 12:24])[-3:]) == {0, 4, 7}  # C, E, G ringing together
 
 
 def test_follows_a_midi_performance(window, asap, app):

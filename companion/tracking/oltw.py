@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from companion.tracking.chroma import N_FEATURES, ScoreFeatures
+from companion.tracking.chroma import ScoreFeatures
 
 __all__ = ["TrackerParams", "TrackResult", "OnlineTracker", "SEARCHING", "TRACKING", "LOST", "STATE_NAMES"]
 
@@ -161,6 +161,8 @@ def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, loc1, loc_cur,
             jsrc, w_onset, step_penalty, jump_penalty):  # pragma: no cover - compiled
     """Compute one DTW column over the active segments.
 
+    A frame is ``nc`` chroma bins (cosine) followed by 12 onset bins (half L1).
+
     ``d1, l1`` hold the previous column, ``d2, l2`` the one before; ``loc1`` the previous column's local
     costs (NaN where not computed), ``loc_cur`` receives this column's. Steps (score, audio):
     (1, 1) costs ``2 d(i, j)``; (2, 1) costs ``d(i-1, j) + 2 d(i, j)`` and (1, 2) ``d(i, j-1) + 2 d(i, j)``,
@@ -169,8 +171,9 @@ def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, loc1, loc_cur,
 
     Returns ``(best_i, best_local, mean_local)``: the argmin of ``D / L`` and local costs.
     """
+    nc = x.shape[0] - 12
     xc_any = False
-    for k in range(12):
+    for k in range(nc):
         if x[k] != 0.0:
             xc_any = True
             break
@@ -190,11 +193,11 @@ def _column(x, score, score_silent, d1, l1, d2, l2, d_cur, l_cur, loc1, loc_cur,
                 dc = 0.0 if (score_silent[i] and not xc_any) else 0.5
             else:
                 dot = 0.0
-                for k in range(12):
+                for k in range(nc):
                     dot += x[k] * score[i, k]
                 dc = 1.0 - dot
             do = 0.0
-            for k in range(12, 24):
+            for k in range(nc, nc + 12):
                 do += abs(x[k] - score[i, k])
             d = (1.0 - w_onset) * dc + w_onset * 0.5 * do
             loc_cur[i] = d
@@ -307,7 +310,7 @@ class OnlineTracker:
         self._progress = 0.0
         self._tempo = 1.0
         self._phase = 0.0
-        self._acc = np.zeros(N_FEATURES)
+        self._acc = np.zeros(self._feats.shape[1])
         self._acc_n = 0
         self._n_columns = 0
         self._frame = 0
@@ -458,7 +461,7 @@ class OnlineTracker:
 
         Parameters
         ----------
-        features : np.ndarray [shape=(n_frames, 24)]
+        features : np.ndarray [shape=(n_frames, n_features)]
             From :class:`companion.tracking.chroma.AudioChroma`.
         silent : np.ndarray [shape=(n_frames,), dtype=bool], optional
             Silent frames: they do not move the position (the player is not playing).
@@ -469,11 +472,13 @@ class OnlineTracker:
             One entry per input frame: where the tracker is after that frame.
         """
         features = np.asarray(features, dtype=np.float64)
-        if features.ndim != 2 or features.shape[1] != N_FEATURES:
-            raise ValueError(f"features must have shape (n, {N_FEATURES}), got {features.shape}")
+        nf = self._feats.shape[1]
+        nc = nf - 12
+        if features.ndim != 2 or features.shape[1] != nf:
+            raise ValueError(f"features must have shape (n, {nf}) like the score's, got {features.shape}")
         n = features.shape[0]
         if silent is None:
-            silent = ~features[:, :12].any(axis=1)
+            silent = ~features[:, :nc].any(axis=1)
         pos = np.full(n, -1.0)
         raw = np.full(n, -1.0)
         tempo = np.zeros(n)
@@ -490,9 +495,9 @@ class OnlineTracker:
                 self._phase += self._tempo * sc.fps / self.params.audio_fps
                 while self._phase >= 1.0:
                     x = self._acc / max(self._acc_n, 1)
-                    nrm = np.sqrt((x[:12] ** 2).sum())
+                    nrm = np.sqrt((x[:nc] ** 2).sum())
                     if nrm > 0:
-                        x[:12] /= nrm
+                        x[:nc] /= nrm
                     self._step_column(x)
                     self._phase -= 1.0
                     if self._phase < 1.0:
