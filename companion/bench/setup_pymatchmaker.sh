@@ -17,6 +17,11 @@ fi
 # local soundfont in its place first: FluidR3_GM (Debian fluid-soundfont-gm), which is NOT one of the
 # soundfonts the benchmark renders its test audio with (timgm6mb, fluidr3mono).
 REF_SF="${PMM_REFERENCE_SOUNDFONT:-/usr/share/sounds/sf2/FluidR3_GM.sf2}"
+if [ ! -f "$REF_SF" ]; then
+    echo "setup_pymatchmaker: $REF_SF is missing (Debian: apt-get install fluid-soundfont-gm," \
+         "or set PMM_REFERENCE_SOUNDFONT to another .sf2); partitura would try to download one" >&2
+    exit 1
+fi
 PT_ASSETS="$("$VENV/bin/python" -c "import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('partitura').origin), 'assets'))")"
 mkdir -p "$PT_ASSETS"
 ln -sf "$REF_SF" "$PT_ASSETS/MuseScore_General.sf3"
