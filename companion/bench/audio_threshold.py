@@ -49,14 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = select(all_perfs, 20, 0.5)
     chosen_keys = {piece_key(p.folder) for p in chosen}
     others = [p for p in all_perfs if piece_key(p.folder) not in chosen_keys]
-    rng = np.random.default_rng(1)
-    out_keys: list[str] = []
-    for i in rng.permutation(len(others)):
-        k = piece_key(others[int(i)].folder)
-        if k not in out_keys:
-            out_keys.append(k)
-        if len(out_keys) >= 6:
-            break
+    out_keys = eb.leave_out_keys(others, 6, seed=1)  # the engine benchmark's defaults
     known = [eb.load_perf(db, p) for p in chosen]
     unknown = list({p.key: p for p in [eb.load_perf(db, p) for p in others
                                          if piece_key(p.folder) in out_keys]}.values())

@@ -389,6 +389,21 @@ def bench_unknown_engine(out_ident, perfs_out, renders, soundfont, length, n, rn
     return res
 
 
+def leave_out_keys(others: list, n: int, seed: int) -> list[str]:
+    """``n`` piece keys drawn (seeded) from the performances ``others``: the pieces left out of the index."""
+    from companion.bench.asap import piece_key
+
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    for i in rng.permutation(len(others)):
+        k = piece_key(others[int(i)].folder)
+        if k not in out:
+            out.append(k)
+        if len(out) >= n:
+            break
+    return out
+
+
 def leave_out_identifier(db, keys: set[str]):
     """An identifier over the database without the pieces in ``keys`` (twins included)."""
     from companion.bench.asap import piece_key
@@ -488,14 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = select(all_perfs, args.n_perf, args.offset)
     chosen_keys = {piece_key(p.folder) for p in chosen}
     others = [p for p in all_perfs if piece_key(p.folder) not in chosen_keys]
-    rng = np.random.default_rng(args.seed)
-    out_keys: list[str] = []
-    for i in rng.permutation(len(others)):
-        k = piece_key(others[int(i)].folder)
-        if k not in out_keys:
-            out_keys.append(k)
-        if len(out_keys) >= args.n_unknown_pieces:
-            break
+    out_keys = leave_out_keys(others, args.n_unknown_pieces, args.seed)
     perfs = [load_perf(db, p) for p in chosen]
     unknown_perfs = [load_perf(db, p) for p in others if piece_key(p.folder) in out_keys]
     unknown_perfs = list({p.key: p for p in unknown_perfs}.values())

@@ -6,10 +6,12 @@ Both sides produce the same frame (36-dimensional by default):
   (MIDI 48, C3) upwards, 12 bins each, max-normalised together, log-compressed (``log1p(gamma * x)``)
   and L2-normalised; compared with a cosine distance. Piano textures put different pitch classes in
   the left and the right hand (an Alberti bass under a melody, a pedal point under moving chords),
-  which one 12-bin chroma mixes; keeping the bass apart (as the bass chroma of chord recognition,
-  Mauch & Dixon 2010) raised the held-out share of notes reached within 250 ms from 81.9 to 84.1 %
-  and the notes in the right bar from 88.1 to 88.5 % (``companion.bench.follow_tune``; splits at MIDI
-  45-60 all gained a little, 64 lost). ``bass_split = 0`` gives the plain 12-bin chroma.
+  which one 12-bin chroma mixes; the bass chroma of chord recognition (Mauch & Dixon 2010) keeps it
+  apart. On the tracking benchmark's held-out set the notes reached within 250 ms went from 81.9 to
+  84.1 % and those in the right bar from 88.1 to 88.5 %; over all four development sets (one of which
+  lost 2 points) +0.2 / +0.6 points, within noise (``bench/results/tracking.md``; splits at MIDI 45-60
+  all gained a little on the tuning and held-out sets, 64 lost). ``bass_split = 0`` gives the plain
+  12-bin chroma.
 * the last 12: **onset chroma**: the half-wave rectified increase of the log-compressed pitch spectrum,
   folded to pitch classes and scaled to a sum of at most 1 (``x / (sum(x) + floor)``), so that quiet
   stretches give an almost-zero vector and clear onsets a distribution. Compared with half the L1
