@@ -212,6 +212,9 @@ def test_long_query_retries_with_its_recent_notes(corpus_db):
     assert with_retry and with_retry[0].source == piece.meta.source and with_retry[0].measure == bar
     without = Identifier(corpus_db, params=replace(strict, retry_recent_s=0.0)).identify(both)
     assert not without or without[0].source != piece.meta.source or without[0].measure != bar
+    # with slack, the whole input's unsure hypotheses do not stop the retry: the sure answers are the same
+    ident = Identifier(corpus_db, params=strict)
+    assert [c for c in ident.candidates(both, slack=0.2) if c.sure] == ident.candidates(both)
 
 
 def test_slack_adds_unsure_candidates_only(corpus_db, ident):

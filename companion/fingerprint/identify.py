@@ -198,11 +198,14 @@ class Identifier:
         """
         out = self._candidates(notes, self.params.max_query_s, slack)
         r = self.params.retry_recent_s
-        if not out and r > 0 and len(notes):
+        if not any(c.sure for c in out) and r > 0 and len(notes):
+            # nothing sure: ask the recent notes, as a call without slack would (its sure answers win)
             on = np.asarray(notes["onset_s"], dtype=np.float64)
             on = on[np.isfinite(on)]
             if len(on) and on.max() - on.min() > r:
-                out = self._candidates(notes, r, slack)
+                recent = self._candidates(notes, r, slack)
+                if not out or any(c.sure for c in recent):
+                    out = recent
         return out
 
     def _candidates(self, notes: np.ndarray, max_query_s: float, slack: float = 0.0) -> list[Candidate]:
