@@ -215,13 +215,13 @@ def test_rendered_asap_performance(asap, name, min_bar, min_250):
     assert m["within_250"] >= min_250
 
 
-def test_follow_tune_overrides_are_typed_and_checked():
-    """The tuning tool's ``NAME=VALUE`` overrides take the field's type and refuse unknown names."""
-    from companion.bench.follow_tune import _overrides
+def test_benchmark_overrides_are_typed_and_checked():
+    """The tuning tools' ``NAME=VALUE`` overrides take the field's type and refuse unknown names."""
+    from companion.bench.engine_bench import parse_overrides
     from companion.tracking.oltw import TrackerParams
 
-    kw = _overrides(["tempo_rate=0.5", "snap_display=false"], TrackerParams)
+    kw = parse_overrides(["tempo_rate=0.5", "snap_display=false"], TrackerParams)
     assert kw == {"tempo_rate": 0.5, "snap_display": False}
     assert TrackerParams(**kw).tempo_rate == 0.5
     with pytest.raises(SystemExit):
-        _overrides(["no_such_field=1"], TrackerParams)
+        parse_overrides(["no_such_field=1"], TrackerParams)

@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
 
     from companion.bench import engine_bench as eb
-    from companion.bench.asap import SKIP_REASON, asap_root, performances, piece_key
-    from companion.bench.follow_bench import select
+    from companion.bench.asap import SKIP_REASON, asap_root, piece_key
     from companion.fingerprint.identify import Identifier
     from companion.transcription.transcriber import Transcriber
 
@@ -45,14 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     db = eb.ensure_asap_db(args.db)
     ident = Identifier(db)
-    all_perfs = performances()
-    chosen = select(all_perfs, 20, 0.5)
-    chosen_keys = {piece_key(p.folder) for p in chosen}
-    others = [p for p in all_perfs if piece_key(p.folder) not in chosen_keys]
-    out_keys = eb.leave_out_keys(others, 6, seed=1)  # the engine benchmark's defaults
-    known = [eb.load_perf(db, p) for p in chosen]
-    unknown = list({p.key: p for p in [eb.load_perf(db, p) for p in others
-                                         if piece_key(p.folder) in out_keys]}.values())
+    # the engine benchmark's tuning subset and left-out pieces (its defaults: 20 performances, 6, seed 1)
+    known, unknown, out_keys = eb.bench_sets(db, 20, 0.5, 6, 1)
     renders = eb.Renders(args.cache)
     out_ident = eb.leave_out_identifier(db, set(out_keys))
     tr = Transcriber()

@@ -404,6 +404,22 @@ def leave_out_keys(others: list, n: int, seed: int) -> list[str]:
     return out
 
 
+def bench_sets(db, n_perf: int, offset: float, n_unknown_pieces: int, seed: int) -> tuple[list, list, list[str]]:
+    """The benchmark's performances (``follow_bench.select(n_perf, offset)``), the performances of the
+    pieces left out of the index (one per piece) and those pieces' keys."""
+    from companion.bench.asap import performances, piece_key
+    from companion.bench.follow_bench import select
+
+    all_perfs = performances()
+    chosen = select(all_perfs, n_perf, offset)
+    chosen_keys = {piece_key(p.folder) for p in chosen}
+    others = [p for p in all_perfs if piece_key(p.folder) not in chosen_keys]
+    out_keys = leave_out_keys(others, n_unknown_pieces, seed)
+    perfs = [load_perf(db, p) for p in chosen]
+    unknown = [load_perf(db, p) for p in others if piece_key(p.folder) in out_keys]
+    return perfs, list({p.key: p for p in unknown}.values()), out_keys
+
+
 def leave_out_identifier(db, keys: set[str]):
     """An identifier over the database without the pieces in ``keys`` (twins included)."""
     from companion.bench.asap import piece_key
@@ -439,18 +455,25 @@ def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float
 
 
 # ------------------------------------------------------------------------------------------------ main
-def engine_params(cls, overrides: list[str]):
-    """``cls()`` with ``NAME=VALUE`` overrides (each value parsed as its field's type)."""
+def parse_overrides(items: list[str], cls=None) -> dict:
+    """``NAME=VALUE`` strings -> keyword arguments, each value parsed as the type of ``cls``'s field of
+    that name (a dataclass; unknown names stop the run), or as a float without ``cls``."""
     import dataclasses
 
-    types = {f.name: type(f.default) for f in dataclasses.fields(cls)}
+    types = {f.name: type(f.default) for f in dataclasses.fields(cls)} if cls is not None else {}
     kw = {}
-    for item in overrides:
+    for item in items:
         name, _, value = item.partition("=")
-        if name not in types:
-            raise SystemExit(f"--param: {cls.__name__} has no field {name!r}")
-        kw[name] = value.lower() in ("1", "true", "yes") if types[name] is bool else types[name](value)
-    return cls(**kw)
+        if cls is not None and name not in types:
+            raise SystemExit(f"{cls.__name__} has no field {name!r}")
+        typ = types.get(name, float)
+        kw[name] = value.lower() in ("1", "true", "yes") if typ is bool else typ(value)
+    return kw
+
+
+def engine_params(cls, overrides: list[str]):
+    """``cls()`` with ``NAME=VALUE`` overrides (:func:`parse_overrides`)."""
+    return cls(**parse_overrides(overrides, cls))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -484,8 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
 
     from companion.audio.render import available_soundfonts
-    from companion.bench.asap import SKIP_REASON, asap_root, performances, piece_key
-    from companion.bench.follow_bench import select
+    from companion.bench.asap import SKIP_REASON, asap_root
     from companion.engine import Engine, EngineParams
     from companion.fingerprint.identify import Identifier
 
@@ -499,14 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     db = ensure_asap_db(args.db)
     ident = Identifier(db)
-    all_perfs = performances()
-    chosen = select(all_perfs, args.n_perf, args.offset)
-    chosen_keys = {piece_key(p.folder) for p in chosen}
-    others = [p for p in all_perfs if piece_key(p.folder) not in chosen_keys]
-    out_keys = leave_out_keys(others, args.n_unknown_pieces, args.seed)
-    perfs = [load_perf(db, p) for p in chosen]
-    unknown_perfs = [load_perf(db, p) for p in others if piece_key(p.folder) in out_keys]
-    unknown_perfs = list({p.key: p for p in unknown_perfs}.values())
+    perfs, unknown_perfs, out_keys = bench_sets(db, args.n_perf, args.offset, args.n_unknown_pieces, args.seed)
     renders = Renders(args.cache)
     from companion.tracking.oltw import TrackerParams
 

@@ -22,7 +22,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from companion.bench.engine_bench import parse_overrides
 from companion.bench.follow_bench import GroundTruth, evaluate, ground_truth, render_excerpt, select
 
 log = logging.getLogger("companion.bench.follow_tune")
@@ -79,19 +79,6 @@ def prepare(cache: Path, n: int = 6, seconds: float = 60.0) -> list[dict]:
     return index
 
 
-def _overrides(items: list[str], cls=None) -> dict:
-    """``NAME=VALUE`` strings -> keyword arguments (typed like ``cls``'s fields when given)."""
-    types = {f.name: type(f.default) for f in dataclasses.fields(cls)} if cls else {}
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        if cls is not None and name not in types:
-            raise SystemExit(f"{cls.__name__} has no field {name!r}")
-        typ = types.get(name, float)
-        out[name] = value.lower() in ("1", "true", "yes") if typ is bool else typ(value)
-    return out
-
-
 def run(index: list[dict], cache: Path, *, tracker_kw: dict, chroma_kw: dict, follower_kw: dict) -> dict:
     """Follow every cached file; returns ``{offset: {soundfont: [metrics per file]}}``."""
     from companion.score.load import load_score
@@ -136,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     index = prepare(args.cache)
-    res = run(index, args.cache, tracker_kw=_overrides(args.tp, TrackerParams),
-              chroma_kw=_overrides(args.cp, ChromaParams), follower_kw=_overrides(args.fw))
+    res = run(index, args.cache, tracker_kw=parse_overrides(args.tp, TrackerParams),
+              chroma_kw=parse_overrides(args.cp, ChromaParams), follower_kw=parse_overrides(args.fw))
     parts = []
     for offset, by_font in sorted(res.items()):
         ms = sum(by_font.values(), [])
