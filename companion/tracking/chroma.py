@@ -109,18 +109,16 @@ def _chroma(pitch_spec: np.ndarray, bass_split: int) -> np.ndarray:
     if bass_split <= 0:
         return _fold(pitch_spec)
     k = int(np.clip(bass_split - _PITCH_LO, 0, pitch_spec.shape[1]))
-    bass, treble = pitch_spec.copy(), pitch_spec.copy()
-    bass[:, k:] = 0.0
-    treble[:, :k] = 0.0
-    return np.concatenate([_fold(bass), _fold(treble)], axis=1)
+    return np.concatenate([_fold(pitch_spec[:, :k]), _fold(pitch_spec[:, k:], _PITCH_LO + k)], axis=1)
 
 
-def _fold(pitch_spec: np.ndarray) -> np.ndarray:
-    """Fold an ``(n, 88)`` pitch spectrum (MIDI 21..108) to ``(n, 12)`` pitch classes (C = 0)."""
+def _fold(pitch_spec: np.ndarray, first_pitch: int = _PITCH_LO) -> np.ndarray:
+    """Fold an ``(n, m)`` pitch spectrum (MIDI ``first_pitch`` upwards; by default all 88 keys) to
+    ``(n, 12)`` pitch classes (C = 0)."""
     n = pitch_spec.shape[0]
     out = np.zeros((n, 12), np.float64)
     for k in range(pitch_spec.shape[1]):
-        out[:, (k + _PITCH_LO) % 12] += pitch_spec[:, k]
+        out[:, (k + first_pitch) % 12] += pitch_spec[:, k]
     return out
 
 
