@@ -260,6 +260,14 @@ class Engine:
         For the :class:`~companion.tracking.follower.Follower`.
     midi : bool
         Input is notes (:class:`NoteBlock`), not audio.
+    piece : int, optional
+        Follow this piece of ``db`` only (``companion follow --piece``): the identifier looks for the
+        player's place in it alone (:class:`~companion.db.subset.PieceSubset`; piece ids in positions
+        and events are then the subset's, 0), and audio input starts tracking at once from its first
+        note, with the :class:`~companion.tracking.follower.Follower`'s start-tempo candidates. The
+        identifier keeps checking as it does for the whole database: when the player starts
+        elsewhere, jumps, or the tracker loses its way (a wrong start tempo, a held chord it ran
+        through), two agreeing queries re-seed it there.
 
     Notes
     -----
@@ -267,7 +275,15 @@ class Engine:
     """
 
     def __init__(self, db: Any, *, params: EngineParams | None = None, identifier: Any = None,
-                 transcriber: Any = None, tracker_params: Any = None, midi: bool = False) -> None:
+                 transcriber: Any = None, tracker_params: Any = None, midi: bool = False,
+                 piece: int | None = None) -> None:
+        if piece is not None:
+            if identifier is not None:
+                raise ValueError("give either an identifier or a piece to follow, not both")
+            from companion.db.subset import PieceSubset
+
+            db = PieceSubset(db, [piece])
+        self.in_piece = piece is not None
         self.db = db
         self.params = params or EngineParams()
         if identifier is None:
@@ -310,6 +326,20 @@ class Engine:
         self._confirmed = False  # a query agreed with the tracker since its last seed
         self._last: ScorePosition | None = None
         self.stats = _Stats()
+        if self.in_piece and not self.midi:
+            self._start_at_beginning()
+
+    def _start_at_beginning(self) -> None:
+        """Piece mode: track from the first note at once, with the start-tempo candidates (unconfirmed:
+        if the tracker loses the music before a query agrees with it, the engine searches)."""
+        from companion.tracking.follower import Follower
+
+        self._follower = Follower(self.piece(0), tracker_params=self.tracker_params)
+        self._follower_piece = 0
+        sc = self._follower.score
+        first = int(sc.silent.argmin()) if (~sc.silent).any() else 0
+        self._current = Hypothesis(0, self._to_s(0, float(sc.quarters[first])), 1.0, 0.0, 0.0)
+        self.state = TRACKING
 
     @property
     def t(self) -> float:
@@ -429,6 +459,8 @@ class Engine:
                     self._seed(self._nearest(fresh, now), now, "reseed")
                     return
                 self._last_agree_t = self._t
+        if self.in_piece:  # the piece is known: keep showing the tracker's best guess, and let the
+            return  # identifier re-seed it (the doubt makes its disagreement count, _arbitrate)
         grace = p.lost_grace_s if self._confirmed else 0.0
         if self._t - max(self._doubt_since, self._last_agree_t) >= grace:
             self.state = LOST
@@ -511,6 +543,8 @@ class Engine:
             return None
         if best.confidence < p.reseed_confidence:
             return None
+        if self.in_piece and self._confirmed and self._doubt_since is None:
+            return None  # piece mode: a tracker the identifier has confirmed is trusted until it doubts
         target = self._nearest(hyps, now)
         if any(h.same_place(target, p.agree_tolerance_s) for h in self._disagree):
             self._n_disagree += 1
@@ -640,6 +674,10 @@ class Engine:
         k = len(track) - 1
         if track.bar[k] < 0:
             return ScorePosition(t, TRACKING, src, None, None, None, float(track.tempo[k]), 0.0)
+        if self.in_piece:  # the tracker's own display (the bar of its next onset, TrackerParams.snap_display)
+            fp = self._follower.position(track, k, t)
+            return ScorePosition(t, LOST if self._doubt_since is not None else TRACKING, src, fp.measure,
+                                 fp.measure_offset, fp.score_quarters, fp.tempo, fp.confidence)
         q = float(track.score_quarters[k])
         tempo = float(track.tempo[k])
         if self._sounding():
@@ -649,7 +687,9 @@ class Engine:
             ahead = (max(0.0, t - self._now_s()) + self.params.display_lead_s) * tempo
             q = self._to_q(self._follower_piece, self._to_s(self._follower_piece, q) + ahead)
         measure, offset = pc.measure_at(q)
-        return ScorePosition(t, TRACKING, src, measure, max(offset, 0.0), q, tempo, float(track.confidence[k]))
+        # piece mode: the tracker's own doubt is shown, with its best guess (nothing else to show)
+        state = LOST if self._doubt_since is not None else TRACKING
+        return ScorePosition(t, state, src, measure, max(offset, 0.0), q, tempo, float(track.confidence[k]))
 
 
 def score_axis(piece: Any, *, tolerance_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -88,6 +88,32 @@ def test_follow_resamples_other_rates(setup, capsys):
     assert last["state"] == "tracking" and last["t"] == pytest.approx(dur, abs=0.01)
 
 
+def test_follow_piece_from_any_bar(setup, capsys, tmp_path):
+    """--piece: the player starts in the middle (bar 12 on); the tracker starts at the first note, and
+    the identifier, restricted to the piece, re-seeds it where the player is."""
+    import soundfile as sf
+
+    db_dir, _, _, piece, _ = setup
+    n = piece.notes
+    t0 = float(piece.bars["start_s"][11])
+    sel = n[(n["onset_s"] >= t0) & (n["onset_s"] < t0 + 15.0)]
+    audio = render_notes(0.3 + sel["onset_s"] - t0, sel["pitch"], 0.4, 80, soundfont="timgm6mb")
+    wav = tmp_path / "middle.wav"
+    sf.write(str(wav), audio, 44100)
+    rc, out, err = _run(capsys, ["follow", "--db", str(db_dir), str(wav), "--piece", "bwv846", "--json"])
+    assert rc == 0, err
+    lines = [json.loads(ln) for ln in out.splitlines()]
+    assert lines[0]["measure"] == "1"  # from the first note until the identifier answers
+    # the last 5 s: the bar of the note played then (or the next one), at notated tempo
+    end = [ln for ln in lines if ln["t"] > lines[-1]["t"] - 5.0 and ln["t"] < 0.3 + 14.5]
+    right = 0
+    for ln in end:
+        played = float(piece.seconds_to_quarters(t0 + ln["t"] - 0.3))
+        bar = piece.bar_at(played)
+        right += ln["measure"] in (str(piece.bars["number"][bar]), str(piece.bars["number"][min(bar + 1, len(piece.bars) - 1)]))
+    assert right / len(end) > 0.8
+
+
 def test_follow_errors(setup, capsys, tmp_path):
     db_dir, wav, _, _, _ = setup
     rc, out, err = _run(capsys, ["follow", "--db", str(db_dir), str(wav), "--piece", "no-such-piece", "--json"])
@@ -97,6 +123,6 @@ def test_follow_errors(setup, capsys, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")
     rc, out, err = _run(capsys, ["follow", "--db", str(db_dir), str(bad), "--piece", "bwv846"])
-    assert rc == 2 and "cannot read audio" in err and out == ""
+    assert rc == 2 and "not a readable audio file" in err and out == ""
     rc, out, err = _run(capsys, ["follow", "--db", str(db_dir), str(tmp_path / "missing.wav"), "--piece", "bwv846"])
     assert rc == 2 and "no such file" in err

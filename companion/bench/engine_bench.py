@@ -423,14 +423,12 @@ def bench_sets(db, n_perf: int, offset: float, n_unknown_pieces: int, seed: int)
 def leave_out_identifier(db, keys: set[str]):
     """An identifier over the database without the pieces in ``keys`` (twins included)."""
     from companion.bench.asap import piece_key
-    from companion.bench.identify_data import MemoryDatabase
+    from companion.db.subset import PieceSubset
     from companion.fingerprint.identify import Identifier
 
     keep = [i for i, m in enumerate(db.metas) if piece_key(m.source) not in keys]
-    mem = MemoryDatabase([np.asarray(db.piece(i).notes) for i in keep], [db.metas[i] for i in keep],
-                         lambda j: db.piece(keep[j]), params=db.index.params)
     log.info("leave-out index: %d of %d pieces", len(keep), len(db.metas))
-    return Identifier(mem)
+    return Identifier(PieceSubset(db, keep))
 
 
 def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float, params=None,

@@ -1,0 +1,53 @@
+"""A database restricted to some of its pieces, with its own fingerprint index (built in memory).
+
+``companion follow --piece`` uses it: the identifier then looks for the player's place in that piece
+only, so a pianist may start at any bar of it and jump within it.
+
+>>> sub = PieceSubset(Database.open("scores_db"), [3])   # doctest: +SKIP
+>>> sub.metas[0] is sub.db.metas[3]                        # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+
+from companion.score.model import Piece
+
+__all__ = ["PieceSubset"]
+
+log = logging.getLogger(__name__)
+
+
+class PieceSubset:
+    """The identifier's view (``.index``, ``.metas``, ``.piece(j)``) of some pieces of a database.
+
+    Parameters
+    ----------
+    db
+        A :class:`companion.db.Database` (anything with ``.metas``, ``.piece(pid)`` and
+        ``.index.params``).
+    pids : sequence of int
+        The pieces kept; piece ``j`` of the subset is ``pids[j]`` of ``db`` (:attr:`source_ids`).
+    """
+
+    def __init__(self, db: Any, pids: Sequence[int]) -> None:
+        from companion.fingerprint.index import FingerprintIndex
+
+        self.db = db
+        self.source_ids = [int(p) for p in pids]
+        if not self.source_ids:
+            raise ValueError("a piece subset needs at least one piece")
+        self.metas = [db.metas[p] for p in self.source_ids]
+        self.index = FingerprintIndex.build([np.asarray(db.piece(p).notes) for p in self.source_ids],
+                                            params=db.index.params)
+        log.debug("index of %d piece(s) built", len(self.source_ids))
+
+    def __len__(self) -> int:
+        return len(self.source_ids)
+
+    def piece(self, j: int) -> Piece:
+        return self.db.piece(self.source_ids[j])
