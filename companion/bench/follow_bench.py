@@ -179,6 +179,26 @@ def run_ours(piece, wav: Path, **follower_kw) -> tuple[dict, np.ndarray, np.ndar
     return timing, avail_s, r.score_quarters, measures
 
 
+def run_piece_mode(db, pid: int, wav: Path) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Follow ``wav`` as ``companion follow --piece`` does (the engine in piece mode: the tracker from
+    the first note, the identifier restricted to the piece re-seeding it), 2048-sample blocks."""
+    import soundfile as sf
+
+    from companion.engine import Engine
+
+    audio, sr = sf.read(str(wav), dtype="float32")
+    t0 = time.process_time()
+    engine = Engine(db, piece=pid)
+    pos = []
+    for start in range(0, len(audio), 2048):
+        pos += engine.process(audio[start:start + 2048])
+    pos += engine.flush()
+    cpu = (time.process_time() - t0) / (len(audio) / sr)
+    avail = np.array([p.t for p in pos])
+    q = np.array([np.nan if p.score_quarters is None else p.score_quarters for p in pos])
+    return {"cpu_all": cpu}, avail, q, np.array([p.measure for p in pos], dtype=object)
+
+
 def run_pymatchmaker(score: Path, wav: Path, method: str, timeout_s: float, *, cache: bool = True) -> dict | None:
     """Run one pymatchmaker method in its venv; returns its JSON (or None on failure).
 
@@ -231,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cache", action="store_true", help="rerun pymatchmaker even where its output is kept")
     ap.add_argument("--out-dir", default=str(ROOT / "bench" / "out" / "follow"))
     ap.add_argument("--json", default=None, help="also write all per-file metrics to this JSON file")
+    ap.add_argument("--piece-mode", action="store_true",
+                    help="also run `companion follow --piece` (the engine in piece mode; needs the ASAP database "
+                         "of the engine benchmark, built on first use)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
@@ -253,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     perfs = select(performances(root), args.n, args.offset)
+    db = None
+    if args.piece_mode:
+        from companion.bench.engine_bench import DEFAULT_DB, ensure_asap_db
+
+        db = ensure_asap_db(DEFAULT_DB)
     results: dict[str, dict[str, list[dict]]] = {}
     cpu: dict[str, list[float]] = {}
     per_file = []
@@ -268,6 +296,15 @@ def main(argv: list[str] | None = None) -> int:
             cpu.setdefault("companion OLTW + shared STFT", []).append(timing["cpu_all"])
             per_file.append({"perf": perf.name, "soundfont": sf_name, "method": "companion", **m, **timing})
             log.info("%s %s ours: %s", perf.name, sf_name, json.dumps({k: round(v, 3) for k, v in m.items()}))
+            if db is not None:
+                pid = db.find(str(perf.score))
+                timing, avail_s, q, meas = run_piece_mode(db, pid, wav)
+                m = evaluate(ground_truth(perf, db.piece(pid), max_s=args.seconds), avail_s, q, meas)
+                name = "companion follow --piece (engine)"
+                results.setdefault(name, {}).setdefault(sf_name, []).append(m)
+                cpu.setdefault(name, []).append(timing["cpu_all"])
+                per_file.append({"perf": perf.name, "soundfont": sf_name, "method": "piece-mode", **m, **timing})
+                log.info("%s %s piece mode: bar %.3f within250 %.3f", perf.name, sf_name, m["bar"], m["within_250"])
             for method in args.methods:
                 res = run_pymatchmaker(perf.score, wav, method, args.pmm_timeout, cache=not args.no_cache)
                 key = f"pymatchmaker {method}"
