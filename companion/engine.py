@@ -265,9 +265,13 @@ class Engine:
         player's place in it alone (:class:`~companion.db.subset.PieceSubset`; piece ids in positions
         and events are then the subset's, 0), and audio input starts tracking at once from its first
         note, with the :class:`~companion.tracking.follower.Follower`'s start-tempo candidates. The
-        identifier keeps checking as it does for the whole database: when the player starts
-        elsewhere, jumps, or the tracker loses its way (a wrong start tempo, a held chord it ran
-        through), two agreeing queries re-seed it there.
+        identifier keeps checking: until a query has confirmed the tracker (the player started
+        elsewhere) and whenever the tracker doubts itself (its "lost": a jump, a wrong start tempo, a
+        held chord it ran through), two agreeing queries elsewhere re-seed it there; a confirmed
+        tracker that does not doubt is trusted (re-seeding it on every disagreement cost bar accuracy
+        in rondos and recapitulations). The engine never gives up in piece mode: while the tracker
+        doubts, its best guess is shown with the state "lost". The bar shown is the tracker's own
+        (:attr:`~companion.tracking.oltw.TrackerParams.snap_display`; see bench/results/tracking.md).
 
     Notes
     -----
@@ -330,8 +334,8 @@ class Engine:
             self._start_at_beginning()
 
     def _start_at_beginning(self) -> None:
-        """Piece mode: track from the first note at once, with the start-tempo candidates (unconfirmed:
-        if the tracker loses the music before a query agrees with it, the engine searches)."""
+        """Piece mode: track from the first note at once, with the start-tempo candidates (unconfirmed
+        until a query agrees with it)."""
         from companion.tracking.follower import Follower
 
         self._follower = Follower(self.piece(0), tracker_params=self.tracker_params)
@@ -687,9 +691,7 @@ class Engine:
             ahead = (max(0.0, t - self._now_s()) + self.params.display_lead_s) * tempo
             q = self._to_q(self._follower_piece, self._to_s(self._follower_piece, q) + ahead)
         measure, offset = pc.measure_at(q)
-        # piece mode: the tracker's own doubt is shown, with its best guess (nothing else to show)
-        state = LOST if self._doubt_since is not None else TRACKING
-        return ScorePosition(t, state, src, measure, max(offset, 0.0), q, tempo, float(track.confidence[k]))
+        return ScorePosition(t, TRACKING, src, measure, max(offset, 0.0), q, tempo, float(track.confidence[k]))
 
 
 def score_axis(piece: Any, *, tolerance_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

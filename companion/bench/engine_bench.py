@@ -48,7 +48,7 @@ log = logging.getLogger("companion.bench.engine_bench")
 
 SR = 44100
 BLOCK = 2048
-PARTS = ("identify", "follow", "splice", "unknown")
+PARTS = ("identify", "follow", "splice", "unknown", "piece")
 DEFAULT_DB = Path(tempfile.gettempdir()) / "companion-bench" / "asap_db"
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "companion-bench" / "engine_render"
 
@@ -262,7 +262,10 @@ def bench_identify(db, ident, perfs, renders, soundfont, lengths, n, rng) -> dic
 
 
 def bench_follow(engine, perfs, renders, soundfont, length, n, rng, db=None) -> dict:
+    """60 s runs from random starts. ``engine``: an :class:`~companion.engine.Engine`, or a function
+    ``engine(perf) -> Engine`` (a new one per run: the piece mode of ``companion follow --piece``)."""
     firsts, shares, after, cpu, audio_s = [], [], [], 0.0, 0.0
+    make = engine if callable(engine) else None
     causes = np.zeros(len(CAUSES))
     losses = seeds = reseeds = 0
     cands = [p for p in perfs if p.duration_s > length + 5]
@@ -270,6 +273,8 @@ def bench_follow(engine, perfs, renders, soundfont, length, n, rng, db=None) -> 
         p = cands[int(rng.integers(len(cands)))]
         t0 = float(rng.uniform(0.0, p.duration_s - length - 2.0))
         audio = renders.audio(p.perf, soundfont)[int(t0 * SR):int((t0 + length) * SR)]
+        if make is not None:
+            engine = make(p)
         pos, c = _run_engine(engine, audio)
         cpu += c
         audio_s += len(audio) / SR
@@ -283,7 +288,7 @@ def bench_follow(engine, perfs, renders, soundfont, length, n, rng, db=None) -> 
         st = engine.stats
         losses, seeds, reseeds = losses + st.losses, seeds + st.seeds, reseeds + st.reseeds
         why = ""
-        if db is not None and len(tt):
+        if db is not None and len(tt) and make is None:  # (piece mode: the events hold the subset's ids)
             b = _breakdown(pos, st.events, tt, p.measure[m], p.bar[m], p, db)
             assert np.array_equal(b == 0, ok)
             cnt = np.bincount(b, minlength=len(CAUSES)) / len(b)
@@ -543,6 +548,12 @@ def main(argv: list[str] | None = None) -> int:
             r["unknown_engine"] = bench_unknown_engine(out_ident, unknown_perfs, renders, font, 30.0,
                                                        args.n_unknown_engine, rng["unknown"], engine.params,
                                                        engine.tracker_params)
+        if "piece" in args.parts:  # companion follow --piece: a new engine in piece mode per run
+            def in_piece(p, _tr=engine.transcriber):
+                return Engine(db, piece=p.pid, transcriber=_tr, params=engine.params,
+                              tracker_params=engine.tracker_params)
+
+            r["piece"] = bench_follow(in_piece, perfs, renders, font, args.follow_s, args.n_follow, rng["piece"])
         results[font] = r
         log.info("%s: %s", font, r)
     if set(args.parts) != set(PARTS):
@@ -593,6 +604,17 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
         per_min = 60.0 / max(v["audio_s"], 1e-9)
         L.append(f"| {f} | " + " | ".join(_pct(x) for x in v["causes"]) +
                  f" | {(v['seeds'] + v['reseeds']) * per_min:.1f} | {v['losses'] * per_min:.1f} |")
+    L += ["", f"## Following with the piece known (`companion follow --piece`), {args.follow_s:.0f} s from random "
+          "starts", "", "The same kind of runs (other random excerpts) through the engine in piece mode: the "
+          "tracker starts at the piece's first note at once, and the identifier, restricted to the piece, "
+          "re-seeds it where the player is. Notes shown while the tracker doubts itself (state \"lost\", "
+          "its best guess on show) count as not shown.", "",
+          "| soundfont | n | first right bar: median | p90 | never | notes in right bar (whole minute) "
+          "| after the first right bar | engine CPU s / audio s |", "|---|---|---|---|---|---|---|---|"]
+    for f in fonts:
+        v = results[f]["piece"]
+        L.append(f"| {f} | {v['n']} | {_sec(v['median_first'])} | {_sec(v['p90_first'])} | {v['never']} | "
+                 f"{_pct(v['share'])} | {_pct(v['share_after'])} | {v['cpu']:.3f} |")
     L += ["", f"## Recovery after splices ({args.part_s:.0f} s + {args.part_s:.0f} s)", "",
           "| soundfont | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
     for f in fonts:
