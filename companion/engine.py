@@ -265,11 +265,17 @@ class Engine:
         player's place in it alone (:class:`~companion.db.subset.PieceSubset`; piece ids in positions
         and events are then the subset's, 0), and audio input starts tracking at once from its first
         note, with the :class:`~companion.tracking.follower.Follower`'s start-tempo candidates. The
-        identifier keeps checking: until a query has confirmed the tracker (the player started
-        elsewhere) and whenever the tracker doubts itself (its "lost": a jump, a wrong start tempo, a
-        held chord it ran through), two agreeing queries elsewhere re-seed it there; a confirmed
-        tracker that does not doubt is trusted (re-seeding it on every disagreement cost bar accuracy
-        in rondos and recapitulations). The engine never gives up in piece mode: while the tracker
+        identifier keeps checking. Until a query has confirmed the tracker (the player may have
+        started elsewhere), and whenever the tracker doubts itself (its "lost": a jump, a wrong start
+        tempo, a held chord it ran through), a query elsewhere re-seeds it as a search seeds
+        (:meth:`_search`: a clear hypothesis, or two agreeing queries), at the nearest of the
+        hypotheses as good as the best. A confirmed tracker that does not doubt is trusted:
+        re-seeding it on every disagreement cost bar accuracy in rondos and recapitulations. On 16
+        one-minute runs from random starts per soundfont (engine benchmark) this showed 77.8 / 64.6 %
+        of the notes in the right bar (timgm6mb / fluidr3mono; the identification of the whole
+        database on the same excerpts: 75.6 / 64.0 %); re-seeding while unconfirmed only after two
+        agreeing queries gave 75.2 / 62.2 % but kept 0.2-0.6 more points of the bars from the start
+        (bench/results/tracking.md). The engine never gives up in piece mode: while the tracker
         doubts, its best guess is shown with the state "lost". The bar shown is the tracker's own
         (:attr:`~companion.tracking.oltw.TrackerParams.snap_display`; see bench/results/tracking.md).
 
@@ -522,33 +528,27 @@ class Engine:
         best = hyps[0]
         now = self._now_s()
         if self.state in (SEARCHING, LOST):
-            elsewhere = [h for h in hyps[1:] if not best.same_place(h, p.agree_tolerance_s)]
-            clear = best.sure and best.confidence >= p.seed_confidence and \
-                (not elsewhere or elsewhere[0].confidence <= best.confidence - p.seed_margin)
-            # confirmed: the previous query had a hypothesis at the same place (any of them: where a
-            # passage recurs, the best one may alternate between its occurrences)
-            confirmed = best.confidence >= p.confirm_confidence and any(
-                h.same_place(best, p.agree_tolerance_s + 0.25 * (best.t - h.t)) for h in self._pending)
-            self._pending = [h for h in hyps if h.confidence >= p.confirm_confidence]
-            if clear or confirmed:
-                self._seed(best, now, "seed")
-                return best
-            return None
+            return self._search(hyps, now, "seed")
         # tracking: does the identifier agree with the tracker?
         support = self._supporting(hyps, now)
         if support and self._preferred(hyps, support) is support[0]:
             self._n_disagree, self._disagree = 0, []
             self._last_agree_t = self._t
             self._confirmed = True
+            if self.in_piece:
+                self._pending = []
             if self.midi:
                 h = support[0]
                 self._current = Hypothesis(h.piece, self._midi_score_s(h.t), h.tempo, h.confidence, h.t,
                                            h.transposition)
             return None
+        if self.in_piece:
+            if self._confirmed and self._doubt_since is None:
+                return None  # a tracker the identifier has confirmed is trusted until it doubts itself
+            # not confirmed yet (the player may have started anywhere), or doubting: as when searching
+            return self._search(hyps, now, "reseed")
         if best.confidence < p.reseed_confidence:
             return None
-        if self.in_piece and self._confirmed and self._doubt_since is None:
-            return None  # piece mode: a tracker the identifier has confirmed is trusted until it doubts
         target = self._nearest(hyps, now)
         if any(h.same_place(target, p.agree_tolerance_s) for h in self._disagree):
             self._n_disagree += 1
@@ -557,6 +557,25 @@ class Engine:
         self._disagree = [h for h in hyps if h.confidence >= p.reseed_confidence and h not in support]
         if self._n_disagree >= p.reseed_after:
             self._seed(target, now, "reseed")
+            return target
+        return None
+
+    def _search(self, hyps: list[Hypothesis], now: float, what: str) -> Hypothesis | None:
+        """Seed if the best hypothesis is clearly ahead, or if the previous query had one at the same
+        place (any of them: where a passage recurs, the best one may alternate between its
+        occurrences). A re-seed (piece mode: the tracker is running) goes to the hypothesis as good as
+        the best nearest the tracker (:meth:`_nearest`), a seed to the best."""
+        p = self.params
+        best = hyps[0]
+        elsewhere = [h for h in hyps[1:] if not best.same_place(h, p.agree_tolerance_s)]
+        clear = best.sure and best.confidence >= p.seed_confidence and \
+            (not elsewhere or elsewhere[0].confidence <= best.confidence - p.seed_margin)
+        confirmed = best.confidence >= p.confirm_confidence and any(
+            h.same_place(best, p.agree_tolerance_s + 0.25 * (best.t - h.t)) for h in self._pending)
+        self._pending = [h for h in hyps if h.confidence >= p.confirm_confidence]
+        if clear or confirmed:
+            target = self._nearest(hyps, now) if what == "reseed" else best
+            self._seed(target, now, what)
             return target
         return None
 

@@ -553,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
                 return Engine(db, piece=p.pid, transcriber=_tr, params=engine.params,
                               tracker_params=engine.tracker_params)
 
-            r["piece"] = bench_follow(in_piece, perfs, renders, font, args.follow_s, args.n_follow, rng["piece"])
+            # the follow part's excerpts (its generator, anew): the two modes compare run by run
+            same = np.random.default_rng([args.seed, sf_i, PARTS.index("follow")])
+            r["piece"] = bench_follow(in_piece, perfs, renders, font, args.follow_s, args.n_follow, same)
         results[font] = r
         log.info("%s: %s", font, r)
     if set(args.parts) != set(PARTS):
@@ -605,7 +607,7 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
         L.append(f"| {f} | " + " | ".join(_pct(x) for x in v["causes"]) +
                  f" | {(v['seeds'] + v['reseeds']) * per_min:.1f} | {v['losses'] * per_min:.1f} |")
     L += ["", f"## Following with the piece known (`companion follow --piece`), {args.follow_s:.0f} s from random "
-          "starts", "", "The same kind of runs (other random excerpts) through the engine in piece mode: the "
+          "starts", "", "The same excerpts as above, through the engine in piece mode: the "
           "tracker starts at the piece's first note at once, and the identifier, restricted to the piece, "
           "re-seeds it where the player is. Notes shown while the tracker doubts itself (state \"lost\", "
           "its best guess on show) count as not shown.", "",
