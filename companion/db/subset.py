@@ -17,7 +17,7 @@ import numpy as np
 
 from companion.score.model import Piece
 
-__all__ = ["PieceSubset"]
+__all__ = ["PieceSubset", "PieceList"]
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +51,29 @@ class PieceSubset:
 
     def piece(self, j: int) -> Piece:
         return self.db.piece(self.source_ids[j])
+
+
+class PieceList:
+    """The identifier's view of pieces held in memory (a score opened from a file, not in a database).
+
+    Parameters
+    ----------
+    pieces : sequence of Piece
+    params : FingerprintParams, optional
+        Of the index (default: the database default).
+    """
+
+    def __init__(self, pieces: Sequence[Piece], params: Any = None) -> None:
+        from companion.fingerprint.index import FingerprintIndex
+
+        self._pieces = list(pieces)
+        if not self._pieces:
+            raise ValueError("a piece list needs at least one piece")
+        self.metas = [p.meta for p in self._pieces]
+        self.index = FingerprintIndex.build([np.asarray(p.notes) for p in self._pieces], params=params)
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+    def piece(self, j: int) -> Piece:
+        return self._pieces[j]

@@ -174,10 +174,10 @@ def run_gui(args) -> int:
     from companion.gui.window import identification_available
     from companion.gui.worker import warm_up
 
-    # load numba's tracker (and torch, when the piece may be identified) before the window shows, so
-    # that it does not freeze when following starts
+    # load numba's tracker and torch (the transcriber: the engine identifies, or finds the bar in a
+    # known piece) before the window shows, so that it does not freeze when following starts
     if not args.positions:
-        warm_up(transcriber=not args.piece and identification_available())
+        warm_up(transcriber=identification_available())
     if batch:
         window.resize(1400, 900)  # screenshots have a fixed size (the window remembers the user's)
     window.show()  # lay the score out for the window's real size

@@ -28,14 +28,11 @@ Job = Callable[[Any], Iterable[dict]]
 
 def audio_job(blocks: Callable[[Any], Iterable], *, piece: Piece | None, db: Any, levels: LatestQueue,
               stop_at_s: float | None = None, finite: bool = True) -> Job:
-    """Follow audio blocks (``blocks(stop)``, :class:`~companion.audio.sources.AudioBlock`) in
-    ``piece``; with a ``db`` instead, the engine (:class:`companion.engine.Engine`) identifies the
-    piece while listening, follows it, and re-identifies after jumps."""
-    from companion.gui.worker import audio_positions, level_dbfs
-
-    if db is None:
-        return lambda stop: audio_positions(piece, blocks(stop), on_level=levels.put, stop_at_s=stop_at_s,
-                                            stop=stop)
+    """Follow audio blocks (``blocks(stop)``, :class:`~companion.audio.sources.AudioBlock`) through
+    the engine (:class:`companion.engine.Engine`): with a ``db``, it identifies the piece while
+    listening, follows it, and re-identifies after jumps; without one, it follows ``piece`` from
+    whatever bar the player starts at (its piece mode, as ``companion follow --piece``)."""
+    from companion.gui.worker import level_dbfs
 
     def samples(stop):
         for block in blocks(stop):
@@ -44,6 +41,14 @@ def audio_job(blocks: Callable[[Any], Iterable], *, piece: Piece | None, db: Any
             if stop_at_s is not None and (block.start_sample + len(block.samples)) / block.sample_rate >= stop_at_s:
                 return
 
+    if db is None:
+        def in_piece(stop):
+            from companion.db.subset import PieceList
+
+            return _engine_positions(PieceList([piece]), samples(stop), midi=False, finite=finite, stop=stop,
+                                     piece=0)
+
+        return in_piece
     return lambda stop: _engine_positions(db, samples(stop), midi=False, finite=finite, stop=stop)
 
 
@@ -70,11 +75,12 @@ def midi_job(notes: Callable[[Any], Any], *, piece: Piece | None, db: Any, level
     return lambda stop: _engine_positions(db, note_blocks(stop), midi=True, finite=finite, stop=stop)
 
 
-def _engine_positions(db: Any, items: Iterable, *, midi: bool, finite: bool, stop) -> Iterable[dict]:
+def _engine_positions(db: Any, items: Iterable, *, midi: bool, finite: bool, stop,
+                      piece: int | None = None) -> Iterable[dict]:
     from companion.engine import Engine
     from companion.pipeline import iter_positions
 
-    engine = Engine(db, midi=midi)
+    engine = Engine(db, midi=midi, piece=piece)
     for pos in iter_positions(items, engine, finite=finite, stop=stop):
         yield pos.to_json()
 

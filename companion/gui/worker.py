@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from companion.pipeline import LatestQueue  # re-exported: the GUI's keep-latest mailbox
 from companion.score.model import Piece
 
-__all__ = ["LatestQueue", "FollowWorker", "audio_positions", "AudioPlayer", "level_dbfs", "paced_blocks",
+__all__ = ["LatestQueue", "FollowWorker", "AudioPlayer", "level_dbfs", "paced_blocks",
            "warm_up"]
 
 log = logging.getLogger(__name__)
@@ -63,52 +63,6 @@ def level_dbfs(samples: np.ndarray) -> float:
     return max(20.0 * np.log10(rms + 1e-12), -120.0)
 
 
-def audio_positions(piece: Piece, blocks: Iterable, *, on_level: Callable[[float], None] | None = None,
-                    stop_at_s: float | None = None, stop: threading.Event | None = None,
-                    follower: Any = None) -> Iterator[dict]:
-    """Follow audio blocks in ``piece``; yield a position (``companion follow``'s JSON object) per block.
-
-    Parameters
-    ----------
-    piece : Piece
-    blocks : iterable of AudioBlock
-        Mono 44.1 kHz blocks (:mod:`companion.audio.sources`).
-    on_level : callable, optional
-        Called with each block's level in dBFS (the input level meter).
-    stop_at_s : float, optional
-        Stop once this much input has been consumed.
-    stop : threading.Event, optional
-        Stop when set.
-    follower : optional
-        A :class:`companion.tracking.follower.Follower` (made for ``piece`` when None).
-
-    Yields
-    ------
-    dict
-        ``{"t", "state", "source", "measure", "measure_offset", "score_quarters", "tempo", "confidence"}``
-    """
-    if follower is None:
-        from companion.tracking.follower import Follower
-
-        follower = Follower(piece)
-    t = 0.0
-    for block in blocks:
-        if stop is not None and stop.is_set():
-            return
-        samples = block.samples
-        t = (block.start_sample + len(samples)) / block.sample_rate
-        if on_level is not None:
-            on_level(level_dbfs(samples))
-        result = follower.process(samples)
-        if len(result):
-            yield follower.position(result, len(result) - 1, t).to_json()
-        if stop_at_s is not None and t >= stop_at_s:
-            return
-    result = follower.flush()
-    if len(result):
-        yield follower.position(result, len(result) - 1, t).to_json()
-
-
 def paced_blocks(signal: np.ndarray, sample_rate: int, *, block_size: int = 2048, realtime: bool = False,
                  stop: threading.Event | None = None) -> Iterator:
     """Blocks of a signal, each yielded no earlier than its end time when ``realtime`` (a late consumer
@@ -132,7 +86,8 @@ def paced_blocks(signal: np.ndarray, sample_rate: int, *, block_size: int = 2048
 
 
 class FollowWorker(threading.Thread):
-    """Moves positions from a producer (e.g. :func:`audio_positions`) into a :class:`LatestQueue`.
+    """Moves positions from a producer (e.g. :func:`companion.gui.inputs.audio_job`'s) into a
+    :class:`LatestQueue`.
 
     Parameters
     ----------
