@@ -304,9 +304,15 @@ def bench_follow(engine, perfs, renders, soundfont, length, n, rng, db=None) -> 
             "audio_s": audio_s}
 
 
-def bench_splices(engine, perfs, renders, soundfont, part_s, n, rng) -> dict:
+def bench_splices(engine, perfs, renders, soundfont, part_s, n, rng,
+                  kinds: tuple[str, ...] = ("forward", "backward", "change")) -> dict:
+    """Recovery after splices. ``engine`` as for :func:`bench_follow` (a function of the first
+    part's performance: piece mode)."""
     out = {}
+    make = engine if callable(engine) else None
     for kind in ("forward", "backward", "change"):
+        if kind not in kinds:
+            continue
         recs = []
         for _ in range(n):
             for _attempt in range(50):
@@ -338,6 +344,8 @@ def bench_splices(engine, perfs, renders, soundfont, part_s, n, rng) -> dict:
             a1 = renders.audio(p.perf, soundfont)[int(t1 * SR):int((t1 + part_s) * SR)]
             a1 = np.pad(a1, (0, int(part_s * SR) - len(a1)))
             a2 = renders.audio(q.perf, soundfont)[int(t2 * SR):int((t2 + part_s) * SR)]
+            if make is not None:
+                engine = make(p)
             pos, _ = _run_engine(engine, np.concatenate([a1, a2]))
             m = (q.onset >= t2) & (q.onset < t2 + part_s)
             tt = q.onset[m] - t2 + part_s
@@ -556,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
             # the follow part's excerpts (its generator, anew): the two modes compare run by run
             same = np.random.default_rng([args.seed, sf_i, PARTS.index("follow")])
             r["piece"] = bench_follow(in_piece, perfs, renders, font, args.follow_s, args.n_follow, same)
+            same = np.random.default_rng([args.seed, sf_i, PARTS.index("splice")])
+            r["piece_splice"] = bench_splices(in_piece, perfs, renders, font, args.part_s, args.n_splice, same,
+                                              kinds=("forward", "backward"))
         results[font] = r
         log.info("%s: %s", font, r)
     if set(args.parts) != set(PARTS):
@@ -617,6 +628,12 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
         v = results[f]["piece"]
         L.append(f"| {f} | {v['n']} | {_sec(v['median_first'])} | {_sec(v['p90_first'])} | {v['never']} | "
                  f"{_pct(v['share'])} | {_pct(v['share_after'])} | {v['cpu']:.3f} |")
+    L += ["", "Recovery after the splice part's forward and backward splices (the same ones), in piece mode "
+          "(the first part starts mid-piece, so the engine has found it first):", "",
+          "| soundfont | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
+    for f in fonts:
+        for kind, v in results[f]["piece_splice"].items():
+            L.append(f"| {f} | {kind} | {v['n']} | {_sec(v['median'])} | {_sec(v['p90'])} | {v['never']} |")
     L += ["", f"## Recovery after splices ({args.part_s:.0f} s + {args.part_s:.0f} s)", "",
           "| soundfont | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
     for f in fonts:

@@ -346,7 +346,8 @@ def score_features(piece: Piece, *, fps: float = 50.0, params: ChromaParams | No
         i1 = min(n, int(np.ceil((off + 0.3) * fps)) + 1)
         tt = t[i0:i1] - on
         tau = decay_s * 2.0 ** ((60 - pitch) / 24.0)
-        env = np.exp(-np.maximum(tt, 0) / tau) * np.where(tt > off - on, np.exp(-(tt - (off - on)) / 0.05), 1.0)
+        # decay from the onset, and a 50 ms release after the notated end
+        env = np.exp(-np.maximum(tt, 0) / tau) * np.exp(-np.maximum(tt - (off - on), 0.0) / 0.05)
         for h, w in _HARMONICS:
             hp = int(round(pitch + 12 * np.log2(h)))
             if _PITCH_LO <= hp <= _PITCH_HI:
