@@ -288,3 +288,25 @@ def test_unsure_hypothesis_seeds_only_when_confirmed():
                 seeded_at = eng.stats.queries
         assert seeded_at == first_seed, (sure, slack)
         assert ident.slacks[0] == slack
+
+
+def test_piece_mode_tracks_from_the_first_note_and_never_gives_up():
+    """``Engine(db, piece=...)``: tracking (the first bar) before any note, a one-piece identifier, and
+    no identifier of its own alongside."""
+    import music21
+
+    from companion.db.subset import PieceList
+    from companion.score.load import load_score
+
+    bach = load_score(Path(music21.__file__).resolve().parent / "corpus" / "bach" / "bwv846.mxl")
+    db = PieceList([bach])
+    eng = Engine(db, piece=0)
+    assert len(eng.db) == 1 and eng.db.metas[0].source == bach.meta.source
+    pos = eng.process(np.zeros(2048, np.float32))[0]
+    assert pos.state == "tracking" and pos.measure == "1" and pos.source == bach.meta.source
+    # silence: nothing moves, nothing is lost
+    for _ in range(100):
+        pos = eng.process(np.zeros(2048, np.float32))[0]
+    assert pos.state == "tracking" and pos.measure == "1"
+    with pytest.raises(ValueError):
+        Engine(db, piece=0, identifier=eng.identifier)
