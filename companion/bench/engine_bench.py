@@ -582,6 +582,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _follow_table(fonts, results, part: str) -> list[str]:
+    L = ["| soundfont | n | first right bar: median | p90 | never | notes in right bar (whole minute) "
+         "| after the first right bar | engine CPU s / audio s |", "|---|---|---|---|---|---|---|---|"]
+    for f in fonts:
+        v = results[f][part]
+        L.append(f"| {f} | {v['n']} | {_sec(v['median_first'])} | {_sec(v['p90_first'])} | {v['never']} | "
+                 f"{_pct(v['share'])} | {_pct(v['share_after'])} | {v['cpu']:.3f} |")
+    return L
+
+
+def _splice_table(fonts, results, part: str) -> list[str]:
+    L = ["| soundfont | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
+    for f in fonts:
+        for kind, v in results[f][part].items():
+            L.append(f"| {f} | {kind} | {v['n']} | {_sec(v['median'])} | {_sec(v['p90'])} | {v['never']} |")
+    return L
+
+
 def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, db, wall_s) -> str:
     cmd = "nice -n 10 .venv/bin/python -m companion.bench.engine_bench " + " ".join(argv or sys.argv[1:])
     L = ["# Companion engine benchmark (issue 5)", "",
@@ -601,12 +619,7 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
                      f"{_pct(v['bar_tie'])} | {_pct(v.get('bar_axis'))} |")
     L += ["", f"Targets (5 s): right piece ≥ 95 %, bar ±1 ≥ 90 %.", "",
           f"## Following {args.follow_s:.0f} s excerpts from random starts (engine, {BLOCK}-sample blocks)", "",
-          "| soundfont | n | first right bar: median | p90 | never | notes in right bar (whole minute) "
-          "| after the first right bar | engine CPU s / audio s |", "|---|---|---|---|---|---|---|---|"]
-    for f in fonts:
-        v = results[f]["follow"]
-        L.append(f"| {f} | {v['n']} | {_sec(v['median_first'])} | {_sec(v['p90_first'])} | {v['never']} | "
-                 f"{_pct(v['share'])} | {_pct(v['share_after'])} | {v['cpu']:.3f} |")
+          *_follow_table(fonts, results, "follow")]
     L += ["", "Targets: median time to the first right bar ≤ 3 s; ≥ 90 % of notes in the right bar over the "
           "minute.", "", "Where the notes of the minute were shown (share of the notes, mean over the runs; "
           "\"wrong seed\": the last seed or re-seed before the note was already > 8 bars off):", "",
@@ -617,30 +630,20 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
         per_min = 60.0 / max(v["audio_s"], 1e-9)
         L.append(f"| {f} | " + " | ".join(_pct(x) for x in v["causes"]) +
                  f" | {(v['seeds'] + v['reseeds']) * per_min:.1f} | {v['losses'] * per_min:.1f} |")
+    L += ["", f"## Recovery after splices ({args.part_s:.0f} s + {args.part_s:.0f} s)", "",
+          *_splice_table(fonts, results, "splice")]
+    L += ["", "Forward: ~25 bars ahead in the same performance; backward: ~20 bars back; change: another "
+          "piece. Target: median recovery ≤ 3 s."]
     L += ["", f"## Following with the piece known (`companion follow --piece`), {args.follow_s:.0f} s from random "
-          "starts", "", "The same excerpts as above, through the engine in piece mode: the "
+          "starts", "", "The following part's excerpts, through the engine in piece mode: the "
           "tracker starts at the piece's first note at once, and the identifier, restricted to the piece, "
           "re-seeds it where the player is. Notes shown while the tracker doubts itself (state \"lost\", "
           "its best guess on show) count as not shown.", "",
-          "| soundfont | n | first right bar: median | p90 | never | notes in right bar (whole minute) "
-          "| after the first right bar | engine CPU s / audio s |", "|---|---|---|---|---|---|---|---|"]
-    for f in fonts:
-        v = results[f]["piece"]
-        L.append(f"| {f} | {v['n']} | {_sec(v['median_first'])} | {_sec(v['p90_first'])} | {v['never']} | "
-                 f"{_pct(v['share'])} | {_pct(v['share_after'])} | {v['cpu']:.3f} |")
-    L += ["", "Recovery after the splice part's forward and backward splices (the same ones), in piece mode "
-          "(the first part starts mid-piece, so the engine has found it first):", "",
-          "| soundfont | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
-    for f in fonts:
-        for kind, v in results[f]["piece_splice"].items():
-            L.append(f"| {f} | {kind} | {v['n']} | {_sec(v['median'])} | {_sec(v['p90'])} | {v['never']} |")
-    L += ["", f"## Recovery after splices ({args.part_s:.0f} s + {args.part_s:.0f} s)", "",
-          "| soundfont | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
-    for f in fonts:
-        for kind, v in results[f]["splice"].items():
-            L.append(f"| {f} | {kind} | {v['n']} | {_sec(v['median'])} | {_sec(v['p90'])} | {v['never']} |")
-    L += ["", "Forward: ~25 bars ahead in the same performance; backward: ~20 bars back; change: another "
-          "piece. Target: median recovery ≤ 3 s.", "", "## Pieces not in the database", "",
+          *_follow_table(fonts, results, "piece")]
+    L += ["", "Recovery after the same forward and backward splices in piece mode (the first part starts "
+          "mid-piece, so the engine has found it first):", "",
+          *_splice_table(fonts, results, "piece_splice")]
+    L += ["", "## Pieces not in the database", "",
           f"Left out of a second index (twins too): {', '.join(out_keys)}.", "",
           "| soundfont | excerpt | n | rejected (\"not in database\") | highest confidence accepted |",
           "|---|---|---|---|---|"]
