@@ -266,18 +266,16 @@ class Engine:
         and events are then the subset's, 0), and audio input starts tracking at once from its first
         note, with the :class:`~companion.tracking.follower.Follower`'s start-tempo candidates. The
         identifier keeps checking. Until a query has confirmed the tracker (the player may have
-        started elsewhere), and whenever the tracker doubts itself (its "lost": a jump, a wrong start
-        tempo, a held chord it ran through), a query elsewhere re-seeds it as a search seeds
+        started elsewhere), and whenever the tracker doubts itself (its "lost": a wrong start tempo,
+        a held chord it ran through), a query elsewhere re-seeds it as a search seeds
         (:meth:`_search`: a clear hypothesis, or two agreeing queries), at the nearest of the
-        hypotheses as good as the best. A confirmed tracker that does not doubt is trusted:
-        re-seeding it on every disagreement cost bar accuracy in rondos and recapitulations. On 16
-        one-minute runs from random starts per soundfont (engine benchmark) this showed 77.8 / 64.6 %
-        of the notes in the right bar (timgm6mb / fluidr3mono; the identification of the whole
-        database on the same excerpts: 75.6 / 64.0 %); re-seeding while unconfirmed only after two
-        agreeing queries gave 75.2 / 62.2 % but kept 0.2-0.6 more points of the bars from the start
-        (bench/results/tracking.md). The engine never gives up in piece mode: while the tracker
-        doubts, its best guess is shown with the state "lost". The bar shown is the tracker's own
-        (:attr:`~companion.tracking.oltw.TrackerParams.snap_display`; see bench/results/tracking.md).
+        hypotheses as good as the best; a confirmed tracker is re-seeded as with the whole database
+        (two consistent disagreeing queries: a jump). The engine never gives up in piece mode: the
+        tracker's guess stays on show, labelled "lost" when the whole-database engine would have
+        given it up (:meth:`_shown_lost`). The bar shown is the tracker's own
+        (:attr:`~companion.tracking.oltw.TrackerParams.snap_display`). Measured variants (trusting a
+        confirmed tracker until it doubts; the engine's display; labelling every doubt "lost") are
+        in bench/results/engine.md and tracking.md.
 
     Notes
     -----
@@ -542,9 +540,7 @@ class Engine:
                 self._current = Hypothesis(h.piece, self._midi_score_s(h.t), h.tempo, h.confidence, h.t,
                                            h.transposition)
             return None
-        if self.in_piece:
-            if self._confirmed and self._doubt_since is None:
-                return None  # a tracker the identifier has confirmed is trusted until it doubts itself
+        if self.in_piece and (not self._confirmed or self._doubt_since is not None):
             # not confirmed yet (the player may have started anywhere), or doubting: as when searching
             return self._search(hyps, now, "reseed")
         if best.confidence < p.reseed_confidence:
@@ -699,7 +695,7 @@ class Engine:
             return ScorePosition(t, TRACKING, src, None, None, None, float(track.tempo[k]), 0.0)
         if self.in_piece:  # the tracker's own display (the bar of its next onset, TrackerParams.snap_display)
             fp = self._follower.position(track, k, t)
-            return ScorePosition(t, LOST if self._doubt_since is not None else TRACKING, src, fp.measure,
+            return ScorePosition(t, LOST if self._shown_lost() else TRACKING, src, fp.measure,
                                  fp.measure_offset, fp.score_quarters, fp.tempo, fp.confidence)
         q = float(track.score_quarters[k])
         tempo = float(track.tempo[k])
@@ -711,6 +707,15 @@ class Engine:
             q = self._to_q(self._follower_piece, self._to_s(self._follower_piece, q) + ahead)
         measure, offset = pc.measure_at(q)
         return ScorePosition(t, TRACKING, src, measure, max(offset, 0.0), q, tempo, float(track.confidence[k]))
+
+    def _shown_lost(self) -> bool:
+        """Piece mode: whether the tracker's guess is shown as "lost": it doubts itself and, as the
+        whole-database engine would give it up (:meth:`_tracker_state`), no query has agreed with it
+        for ``lost_grace_s`` (at once if none ever has)."""
+        if self._doubt_since is None:
+            return False
+        grace = self.params.lost_grace_s if self._confirmed else 0.0
+        return self._t - max(self._doubt_since, self._last_agree_t) >= grace
 
 
 def score_axis(piece: Any, *, tolerance_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
