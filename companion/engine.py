@@ -273,9 +273,9 @@ class Engine:
         (two consistent disagreeing queries: a jump). The engine never gives up in piece mode: the
         tracker's guess stays on show, labelled "lost" when the whole-database engine would have
         given it up (:meth:`_shown_lost`). The bar shown is the tracker's own
-        (:attr:`~companion.tracking.oltw.TrackerParams.snap_display`). Measured variants (trusting a
-        confirmed tracker until it doubts; the engine's display; labelling every doubt "lost") are
-        in bench/results/engine.md and tracking.md.
+        (:attr:`~companion.tracking.oltw.TrackerParams.snap_display`). The variants measured
+        (trusting a confirmed tracker until it doubts; the engine's display; labelling every doubt
+        "lost") are in bench/results/tracking.md.
 
     Notes
     -----

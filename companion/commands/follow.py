@@ -51,16 +51,17 @@ def run(args: argparse.Namespace) -> int:
     from companion.engine import Engine
     from companion.pipeline import Pipeline, blocks, open_input, run_offline
 
+    inp = None
     try:
         db = Database.open(args.db)
         pid = db.find(args.piece) if args.piece else None
         inp = open_input(args.input, realtime=args.realtime)
         engine = Engine(db, midi=inp.midi, piece=pid)
-    except DatabaseError as exc:
-        return _error(str(exc))
-    except KeyError as exc:
-        return _error(exc.args[0] if exc.args else f"no piece matches {args.piece!r}")
-    except (AudioError, ValueError) as exc:
+    except (DatabaseError, KeyError, AudioError, ValueError) as exc:
+        if inp is not None:
+            _close(inp)
+        if isinstance(exc, KeyError):
+            return _error(exc.args[0] if exc.args else f"no piece matches {args.piece!r}")
         return _error(str(exc))
     out = sys.stdout
     live = args.realtime or not inp.finite
@@ -80,11 +81,15 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        close = getattr(inp.source, "close", None)
-        if callable(close):
-            close()
+        _close(inp)
     out.flush()
     return 0
+
+
+def _close(inp) -> None:
+    close = getattr(inp.source, "close", None)
+    if callable(close):
+        close()
 
 
 def _print_position(pos, as_json: bool, out) -> None:
