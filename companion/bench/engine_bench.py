@@ -25,6 +25,8 @@ Measured:
    threaded pipeline paced in real time (a file source with real-time pacing; all threads).
 5. **Not in the database**: 5 s and 10 s excerpts of pieces whose scores (twins included) are left
    out of a second index built from the rest; a query is rejected when the identifier returns nothing.
+6. **With the piece known** (``companion follow --piece``: the engine in piece mode): the excerpts of 2
+   and the forward and backward splices of 3, one engine per run restricted to the piece played.
 
 Run (about 15 min on 2 cores; the first run also builds the database and renders)::
 
