@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import sys
 import tempfile
@@ -115,7 +116,10 @@ class Renders:
             with tempfile.TemporaryDirectory() as tmp:
                 wav = render_midi(perf.midi, Path(tmp) / "x.wav", soundfont)
                 x, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-                sf.write(str(flac), x.mean(axis=1), sr)
+                # written beside, then renamed: another benchmark process never reads a half-written file
+                part = flac.with_name(f"{flac.name}.{os.getpid()}.part")
+                sf.write(str(part), x.mean(axis=1), sr, format="FLAC")
+                os.replace(part, flac)
         x, sr = sf.read(str(flac), dtype="float32")
         assert sr == SR
         if len(self._mem) >= 3:

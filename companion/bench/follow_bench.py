@@ -139,11 +139,14 @@ def render_excerpt(perf, soundfont: str, seconds: float, out_dir: Path) -> Path:
     wav = out_dir / f"{name}_{soundfont}_{int(seconds)}s.wav"
     if wav.is_file():
         return wav
-    full = out_dir / f"{name}_{soundfont}_full.wav"
+    # per-process names, renamed at the end: benchmarks running at once never see a half-written file
+    full = out_dir / f"{name}_{soundfont}_full.{os.getpid()}.wav"
     render_midi(perf.midi, full, soundfont)
     audio, sr = sf.read(str(full), dtype="float32", always_2d=True)
-    sf.write(str(wav), audio[: int(seconds * sr)].mean(axis=1), sr, subtype="FLOAT")
+    part = wav.with_name(f"{wav.name}.{os.getpid()}.part")
+    sf.write(str(part), audio[: int(seconds * sr)].mean(axis=1), sr, subtype="FLOAT", format="WAV")
     full.unlink()
+    os.replace(part, wav)
     return wav
 
 
