@@ -288,9 +288,10 @@ class Engine:
         if piece is not None:
             if identifier is not None:
                 raise ValueError("give either an identifier or a piece to follow, not both")
-            from companion.db.subset import PieceSubset
+            if not (piece == 0 and len(db.metas) == 1):  # (a one-piece view, e.g. a PieceList, already is)
+                from companion.db.subset import PieceSubset
 
-            db = PieceSubset(db, [piece])
+                db = PieceSubset(db, [piece])
         self.in_piece = piece is not None
         self.db = db
         self.params = params or EngineParams()
@@ -344,9 +345,7 @@ class Engine:
 
         self._follower = Follower(self.piece(0), tracker_params=self.tracker_params)
         self._follower_piece = 0
-        sc = self._follower.score
-        first = int(sc.silent.argmin()) if (~sc.silent).any() else 0
-        self._current = Hypothesis(0, self._to_s(0, float(sc.quarters[first])), 1.0, 0.0, 0.0)
+        self._current = Hypothesis(0, self._to_s(0, self._follower.start_quarters), 1.0, 0.0, 0.0)
         self.state = TRACKING
 
     @property

@@ -187,16 +187,12 @@ def run_piece_mode(db, pid: int, wav: Path) -> tuple[dict, np.ndarray, np.ndarra
     the first note, the identifier restricted to the piece re-seeding it), 2048-sample blocks."""
     import soundfile as sf
 
+    from companion.bench.engine_bench import _run_engine
     from companion.engine import Engine
 
     audio, sr = sf.read(str(wav), dtype="float32")
-    t0 = time.process_time()
-    engine = Engine(db, piece=pid)
-    pos = []
-    for start in range(0, len(audio), 2048):
-        pos += engine.process(audio[start:start + 2048])
-    pos += engine.flush()
-    cpu = (time.process_time() - t0) / (len(audio) / sr)
+    pos, cpu_s = _run_engine(Engine(db, piece=pid), audio)
+    cpu = cpu_s / (len(audio) / sr)
     avail = np.array([p.t for p in pos])
     q = np.array([np.nan if p.score_quarters is None else p.score_quarters for p in pos])
     return {"cpu_all": cpu}, avail, q, np.array([p.measure for p in pos], dtype=object)

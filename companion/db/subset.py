@@ -1,4 +1,4 @@
-"""A database restricted to some of its pieces, with its own fingerprint index (built in memory).
+"""The identifier's view of a few pieces, with their own fingerprint index (built in memory).
 
 ``companion follow --piece`` uses it: the identifier then looks for the player's place in that piece
 only, so a pianist may start at any bar of it and jump within it.
@@ -17,44 +17,14 @@ import numpy as np
 
 from companion.score.model import Piece
 
-__all__ = ["PieceSubset", "PieceList"]
+__all__ = ["PieceList", "PieceSubset"]
 
 log = logging.getLogger(__name__)
 
 
-class PieceSubset:
-    """The identifier's view (``.index``, ``.metas``, ``.piece(j)``) of some pieces of a database.
-
-    Parameters
-    ----------
-    db
-        A :class:`companion.db.Database` (anything with ``.metas``, ``.piece(pid)`` and
-        ``.index.params``).
-    pids : sequence of int
-        The pieces kept; piece ``j`` of the subset is ``pids[j]`` of ``db`` (:attr:`source_ids`).
-    """
-
-    def __init__(self, db: Any, pids: Sequence[int]) -> None:
-        from companion.fingerprint.index import FingerprintIndex
-
-        self.db = db
-        self.source_ids = [int(p) for p in pids]
-        if not self.source_ids:
-            raise ValueError("a piece subset needs at least one piece")
-        self.metas = [db.metas[p] for p in self.source_ids]
-        self.index = FingerprintIndex.build([np.asarray(db.piece(p).notes) for p in self.source_ids],
-                                            params=db.index.params)
-        log.debug("index of %d piece(s) built", len(self.source_ids))
-
-    def __len__(self) -> int:
-        return len(self.source_ids)
-
-    def piece(self, j: int) -> Piece:
-        return self.db.piece(self.source_ids[j])
-
-
 class PieceList:
-    """The identifier's view of pieces held in memory (a score opened from a file, not in a database).
+    """The identifier's view (``.index``, ``.metas``, ``.piece(j)``) of pieces held in memory (a
+    score opened from a file, not in a database).
 
     Parameters
     ----------
@@ -71,9 +41,30 @@ class PieceList:
             raise ValueError("a piece list needs at least one piece")
         self.metas = [p.meta for p in self._pieces]
         self.index = FingerprintIndex.build([np.asarray(p.notes) for p in self._pieces], params=params)
+        log.debug("index of %d piece(s) built", len(self._pieces))
 
     def __len__(self) -> int:
         return len(self._pieces)
 
     def piece(self, j: int) -> Piece:
         return self._pieces[j]
+
+
+class PieceSubset(PieceList):
+    """Some pieces of a database (:class:`companion.db.Database`, or anything with ``.piece(pid)``
+    and ``.index.params``), indexed with the database's fingerprint parameters.
+
+    Parameters
+    ----------
+    db
+    pids : sequence of int
+        The pieces kept; piece ``j`` of the subset is ``pids[j]`` of ``db`` (:attr:`source_ids`).
+    """
+
+    def __init__(self, db: Any, pids: Sequence[int]) -> None:
+        self.db = db
+        self.source_ids = [int(p) for p in pids]
+        if not self.source_ids:
+            raise ValueError("a piece subset needs at least one piece")
+        # a Database's pieces are views of its memory-mapped arrays: holding them costs no copy
+        super().__init__([db.piece(p) for p in self.source_ids], params=db.index.params)

@@ -100,11 +100,15 @@ class Follower:
         self.seed_at_start()
 
     # ------------------------------------------------------------------------------------- control
+    @property
+    def start_quarters(self) -> float:
+        """The position of the piece's first sounding score frame (unfolded quarters)."""
+        first = int(self.score.silent.argmin()) if (~self.score.silent).any() else 0
+        return float(self.score.quarters[first])
+
     def seed_at_start(self) -> None:
-        """Seed at the first note of the piece at notated tempo (``--piece`` without identification)."""
-        q0 = float(self.score.quarters[0]) if self.score.n_frames else 0.0
-        first = self.score.silent.argmin() if (~self.score.silent).any() else 0
-        q0 = float(self.score.quarters[first])
+        """Seed at the first note of the piece at notated tempo (the start of ``--piece``)."""
+        q0 = self.start_quarters
         self.tracker.seed(q0, 1.0)
         self._candidates = []
         self._sound_frames = 0
