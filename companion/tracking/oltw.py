@@ -90,6 +90,18 @@ class TrackerParams:
         rather than the bar the position lies in. Between the last onset of a bar and the first one
         of the next, the player's next note is in the next bar; showing it then needs no prediction
         of when exactly that note comes, which a lead alone cannot give (see :class:`TrackResult`).
+    hold_onset_strength : float
+        With ``snap_display``: a note onset of the score counts as *played* once the audio shows an
+        onset (the sum of the onset chroma, in [0, 1)) at least this strong, no earlier than
+        ``hold_window_s`` before the position crossed it. Until then the bar of that note stays on
+        show rather than the next onset's: a position that runs a little ahead (the lead, or a path
+        ending early) would otherwise show the next bar while the last note of a bar is still to
+        come. 0 turns this off.
+    hold_window_s : float
+        How long before the crossing an audio onset still counts for the note crossed (the features'
+        latency: the path crosses a note some frames after its onset is heard).
+    hold_max_q : float
+        Hold for at most this far (quarter notes) past the note's onset.
     """
 
     audio_fps: float = 100.0
@@ -108,6 +120,9 @@ class TrackerParams:
     lost_after_s: float = 3.0
     lead_s: float = 0.05
     snap_display: bool = True
+    hold_onset_strength: float = 0.5
+    hold_window_s: float = 0.1
+    hold_max_q: float = 0.25
 
 
 @dataclass
@@ -321,6 +336,11 @@ class OnlineTracker:
         self._low_since: int | None = None
         self._confidence = 0.0
         self._state = SEARCHING
+        # display hold (TrackerParams.hold_onset_strength): the score onset last crossed (None: not yet
+        # placed), the frame from which an audio onset counts as its note, the last audio onset frame
+        self._hold_onset: int | None = None
+        self._hold_since: int | None = None
+        self._heard_frame = -(1 << 62)
 
     def seed(self, position_quarters: float, tempo: float = 1.0, *, piece_score: ScoreFeatures | None = None,
              spread_s: float = 0.5) -> None:
@@ -486,6 +506,7 @@ class OnlineTracker:
         state = np.zeros(n, np.int8)
         cost = np.full(n, np.inf)
         waiting = np.zeros(n, bool)
+        frames = self._frame + 1 + np.arange(n)
         sc = self.score
         for k in range(n):
             self._frame += 1
@@ -523,10 +544,41 @@ class OnlineTracker:
             starts = sc.piece.bars["start_quarters"]
             shown = quarters[ok]
             if self.params.snap_display and len(sc.onsets):
-                nxt = np.searchsorted(sc.onsets, shown - 1e-6, side="left")
-                shown = np.where(nxt < len(sc.onsets), sc.onsets[np.minimum(nxt, len(sc.onsets) - 1)], shown)
+                shown = self._snap(quarters, ok, features[:, nc:].sum(axis=1), frames)[ok]
             bar[ok] = np.clip(np.searchsorted(starts, shown + 1e-9, side="right") - 1, 0, len(starts) - 1)
             # nothing heard since the seed: the player has not reached the seed position yet
             quarters[ok & waiting] -= _BEFORE_Q
         return TrackResult(score_frame=pos, score_quarters=quarters, bar=bar, tempo=tempo, confidence=conf,
                            state=state, cost=cost, path_frame=raw)
+
+    def _snap(self, quarters: np.ndarray, ok: np.ndarray, onset_strength: np.ndarray,
+              frames: np.ndarray) -> np.ndarray:
+        """The score position whose bar is shown, per frame (``snap_display``): the next score onset at
+        or after the position, or the onset just crossed while its note has not been heard yet
+        (``hold_onset_strength``). Frames outside ``ok`` are returned unchanged."""
+        p = self.params
+        ons = self.score.onsets
+        out = quarters.copy()
+        hold = p.hold_onset_strength > 0
+        window = int(round(p.hold_window_s * p.audio_fps))
+        for k in range(len(quarters)):
+            if hold and onset_strength[k] >= p.hold_onset_strength:
+                self._heard_frame = int(frames[k])
+            if not ok[k]:
+                continue
+            q = quarters[k]
+            nxt = int(np.searchsorted(ons, q - 1e-6, side="left"))
+            if hold:
+                prv = nxt - 1
+                if self._hold_onset is None or prv < self._hold_onset:
+                    self._hold_since = None  # placed by a seed, or moved back: nothing to wait for
+                elif prv > self._hold_onset:
+                    self._hold_since = int(frames[k]) - window  # crossed a note: heard yet?
+                self._hold_onset = prv
+                if self._hold_since is not None and self._heard_frame >= self._hold_since:
+                    self._hold_since = None
+                if self._hold_since is not None and prv >= 0 and q - ons[prv] < p.hold_max_q:
+                    out[k] = ons[prv]
+                    continue
+            out[k] = ons[nxt] if nxt < len(ons) else q
+        return out
