@@ -115,6 +115,11 @@ class EngineParams:
         from 5.6 to 4.8 s (timgm6mb) and 7.9 to 4.3 s (fluidr3mono), but its extra re-seeds into
         recurring passages cost 1.3 / 0.5 points of the notes in the right bar over 16 one-minute
         runs per soundfont (72.9 -> 71.6 %, 67.0 -> 66.5 %).
+    piece_slack : float
+        Piece mode: hypotheses up to this much below the identifier's rejection threshold count as
+        sure. That threshold is set to reject pieces that are not in the database; with the piece
+        known, only the place is asked, and a place still needs a clear hypothesis or two agreeing
+        queries.
     agree_tolerance_s : float
         Score seconds within which two positions (hypothesis vs tracker, or two hypotheses extrapolated
         to the same time) count as the same place (1.5 s recovered from backward jumps faster than 3 s
@@ -168,6 +173,7 @@ class EngineParams:
     seed_confidence: float = 0.6
     seed_margin: float = 0.1
     confirm_confidence: float = 0.5
+    piece_slack: float = 0.0
     agree_tolerance_s: float = 1.5
     ambiguity_margin: float = 0.1
     reseed_confidence: float = 0.55
@@ -508,11 +514,14 @@ class Engine:
         if len(sel) < max(p.min_notes, 3):
             return []
         t_last = float(sel["onset_s"][-1])
-        slack = p.confirm_slack if self.state != TRACKING else p.track_slack
+        if self.in_piece:
+            slack = p.piece_slack
+        else:
+            slack = p.confirm_slack if self.state != TRACKING else p.track_slack
         out = []
         for c in self.identifier.candidates(sel, slack=slack)[:p.top_k]:
             out.append(Hypothesis(c.piece, c.score_end_s, c.tempo_ratio, c.confidence, t_last, c.transposition,
-                                  c.sure))
+                                  c.sure or self.in_piece))
         self._last_hyps = [h for h in out if h.sure]
         return out
 
