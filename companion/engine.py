@@ -119,7 +119,12 @@ class EngineParams:
         Piece mode: hypotheses up to this much below the identifier's rejection threshold count as
         sure. That threshold is set to reject pieces that are not in the database; with the piece
         known, only the place is asked, and a place still needs a clear hypothesis or two agreeing
-        queries.
+        queries. On the disjoint tuning subset (``engine_bench --offset 0.5 --parts piece``, 8
+        one-minute runs and 8 splices of each kind per soundfont) 0 / 0.05 / 0.1 / 0.2 / 0.3 gave 82.9 /
+        85.4 / 87.0 / 87.0 / 87.0 % (timgm6mb) and 62.3 / 66.5 / 66.3 / 66.1 / 66.8 % (fluidr3mono) of
+        the notes in the right bar, a first right bar after 3.0 / 2.35 / 2.35 / 2.35 / 2.35 s and 10.0
+        / 4.0 / 6.7 / 6.4 / 6.4 s, and a median recovery after a jump 20 bars back of 5.2 / 4.7 / 4.8 /
+        3.8 / 3.8 s and 5.0 / 4.2 / 3.6 / 3.5 / 3.5 s.
     agree_tolerance_s : float
         Score seconds within which two positions (hypothesis vs tracker, or two hypotheses extrapolated
         to the same time) count as the same place (1.5 s recovered from backward jumps faster than 3 s
@@ -143,6 +148,16 @@ class EngineParams:
         extrapolated position, which is otherwise updated only once per block). 0.1 s raised the
         share of notes shown in the right bar from 0.67 to 0.89 on a fast movement (Beethoven op. 10/1,
         bars of ~0.8 s) and changed nothing on a slow one (op. 13/1); 0.2 s and 0.3 s were worse.
+        Audio uses it only without ``tracker_display``.
+    tracker_display : bool
+        Audio: show the tracker's own bar (the bar of the next score onset, held while the note just
+        crossed has not been heard: :class:`~companion.tracking.oltw.TrackerParams`) rather than the
+        bar of its position carried ``display_lead_s`` ahead. Piece mode always does. On the tuning
+        subset (``--offset 0.5``, 8 one-minute runs, 8 splices of each kind per soundfont) it raised
+        the notes in the right bar from 82.0 to 86.0 % (timgm6mb) and 66.3 to 68.4 % (fluidr3mono), the
+        median recovery after a backward jump from 7.1 to 6.7 s and 5.7 to 5.1 s, the rest equal.
+        (Measured before the tracker's display hold, and with 12-bin chroma, it had lost 1.4-9.5
+        points.)
     lost_grace_s : float
         After the tracker says "lost", its position stays on show this long (input seconds since that
         or since the last agreeing query), if a query has agreed with it since it was seeded; a
@@ -173,7 +188,7 @@ class EngineParams:
     seed_confidence: float = 0.6
     seed_margin: float = 0.1
     confirm_confidence: float = 0.5
-    piece_slack: float = 0.0
+    piece_slack: float = 0.2
     agree_tolerance_s: float = 1.5
     ambiguity_margin: float = 0.1
     reseed_confidence: float = 0.55
@@ -182,6 +197,7 @@ class EngineParams:
     pause_s: float = 1.0
     midi_lost_s: float = 4.0
     display_lead_s: float = 0.1
+    tracker_display: bool = True
     lost_grace_s: float = 5.0
     prefer_near: bool = True
     near_s: float = 30.0
@@ -701,10 +717,11 @@ class Engine:
         k = len(track) - 1
         if track.bar[k] < 0:
             return ScorePosition(t, TRACKING, src, None, None, None, float(track.tempo[k]), 0.0)
-        if self.in_piece:  # the tracker's own display (the bar of its next onset, TrackerParams.snap_display)
+        if self.in_piece or self.params.tracker_display:  # the tracker's own display (TrackerParams.snap_display)
             fp = self._follower.position(track, k, t)
-            return ScorePosition(t, LOST if self._shown_lost() else TRACKING, src, fp.measure,
-                                 fp.measure_offset, fp.score_quarters, fp.tempo, fp.confidence)
+            lost = self.in_piece and self._shown_lost()
+            return ScorePosition(t, LOST if lost else TRACKING, src, fp.measure, fp.measure_offset,
+                                 fp.score_quarters, fp.tempo, fp.confidence)
         q = float(track.score_quarters[k])
         tempo = float(track.tempo[k])
         if self._sounding():
