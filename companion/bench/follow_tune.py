@@ -3,9 +3,10 @@
 The tracking benchmark (:mod:`companion.bench.follow_bench`) renders its performances and runs
 pymatchmaker too; for trying tracker parameters only our follower needs to run again. This tool
 renders the tuning set (``offset=0``) and the held-out set (``offset=0.5``) of ``follow_bench.select``
-once, keeps each file's STFT frames and ground truth in ``--cache`` (``.npz``, no pickle), and then
-follows them with the parameters given on the command line, through the same block sequence as
-``follow_bench`` (4410-sample blocks) and the same metrics (:func:`follow_bench.evaluate`).
+(or the sets given with ``--sets``) once, keeps each file's STFT frames and ground truth in
+``--cache`` (``.npz``, no pickle), and then follows them with the parameters given on the command
+line, through the same block sequence as ``follow_bench`` (4410-sample blocks) and the same metrics
+(:func:`follow_bench.evaluate`).
 
 Run::
 
@@ -40,42 +41,48 @@ SOUNDFONTS = ("timgm6mb", "fluidr3mono")
 BLOCK = 4410
 
 
-def prepare(cache: Path, n: int = 6, seconds: float = 60.0) -> list[dict]:
-    """Render and analyse the files once; returns the index (also written to ``cache/index.json``)."""
+def prepare(cache: Path, n: int = 6, seconds: float = 60.0, sets: tuple[float, ...] = SETS) -> list[dict]:
+    """Render and analyse the files of each set once; returns their index entries (one index file per
+    set in ``cache``, ``index-<offset>.json``)."""
+    index: list[dict] = []
+    for offset in sets:
+        path = cache / f"index-{offset:g}.json"
+        if not path.is_file():
+            path.write_text(json.dumps(_prepare_set(cache, offset, n, seconds), indent=1))
+        index += json.loads(path.read_text())
+    return index
+
+
+def _prepare_set(cache: Path, offset: float, n: int, seconds: float) -> list[dict]:
     import soundfile as sf
 
     from companion.bench.asap import asap_root, performances
     from companion.score.load import load_score
     from companion.transcription.features import IncrementalFeatures
 
-    index_path = cache / "index.json"
-    if index_path.is_file():
-        return json.loads(index_path.read_text())
     root = asap_root()
     if root is None:
         raise SystemExit("ASAP is not available (../shared/data/asap)")
     cache.mkdir(parents=True, exist_ok=True)
     index = []
-    for offset in SETS:
-        for perf in select(performances(root), n, offset):
-            piece = load_score(perf.score)
-            gt = ground_truth(perf, piece, max_s=seconds)
-            for font in SOUNDFONTS:
-                wav = render_excerpt(perf, font, seconds, cache)
-                audio, sr = sf.read(str(wav), dtype="float32")
-                feats = IncrementalFeatures(sr)
-                specs, avail = [], []
-                for start in range(0, len(audio) + 1, BLOCK):
-                    fb = feats.process(audio[start:start + BLOCK]) if start < len(audio) else feats.flush()
-                    specs.append(fb.spec)
-                    avail.append(np.full(len(fb.spec), min(start + BLOCK, len(audio)) / sr))
-                np.savez(cache / f"{wav.stem}.npz", spec=np.concatenate(specs).astype(np.float32),
-                         avail=np.concatenate(avail), onset=gt.onset_s, quarters=gt.quarters,
-                         measure=gt.measure.astype(str))
-                wav.unlink()
-                index.append({"key": wav.stem, "score": str(perf.score), "offset": offset, "soundfont": font})
-                log.info("prepared %s", wav.stem)
-    index_path.write_text(json.dumps(index, indent=1))
+    for perf in select(performances(root), n, offset):
+        piece = load_score(perf.score)
+        gt = ground_truth(perf, piece, max_s=seconds)
+        for font in SOUNDFONTS:
+            wav = render_excerpt(perf, font, seconds, cache)
+            audio, sr = sf.read(str(wav), dtype="float32")
+            feats = IncrementalFeatures(sr)
+            specs, avail = [], []
+            for start in range(0, len(audio) + 1, BLOCK):
+                fb = feats.process(audio[start:start + BLOCK]) if start < len(audio) else feats.flush()
+                specs.append(fb.spec)
+                avail.append(np.full(len(fb.spec), min(start + BLOCK, len(audio)) / sr))
+            np.savez(cache / f"{wav.stem}.npz", spec=np.concatenate(specs).astype(np.float32),
+                     avail=np.concatenate(avail), onset=gt.onset_s, quarters=gt.quarters,
+                     measure=gt.measure.astype(str))
+            wav.unlink()
+            index.append({"key": wav.stem, "score": str(perf.score), "offset": offset, "soundfont": font})
+            log.info("prepared %s", wav.stem)
     return index
 
 
@@ -116,19 +123,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tp", nargs="*", default=[], metavar="NAME=VALUE", help="TrackerParams overrides")
     ap.add_argument("--cp", nargs="*", default=[], metavar="NAME=VALUE", help="ChromaParams overrides")
     ap.add_argument("--fw", nargs="*", default=[], metavar="NAME=VALUE", help="Follower keyword overrides")
+    ap.add_argument("--sets", nargs="+", type=float, default=list(SETS),
+                    help="follow_bench.select offsets: 0 the tuning set, 0.5 the held-out one, 0.25 / 0.75 the "
+                         "other development sets")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     from companion.tracking.chroma import ChromaParams
     from companion.tracking.oltw import TrackerParams
 
     t0 = time.time()
-    index = prepare(args.cache)
+    index = prepare(args.cache, sets=tuple(args.sets))
     res = run(index, args.cache, tracker_kw=parse_overrides(args.tp, TrackerParams),
               chroma_kw=parse_overrides(args.cp, ChromaParams), follower_kw=parse_overrides(args.fw))
     parts = []
     for offset, by_font in sorted(res.items()):
         ms = sum(by_font.values(), [])
-        name = "tuning" if offset == 0 else "held-out"
+        name = {0.0: "tuning", 0.5: "held-out"}.get(offset, f"dev {offset:g}")
         parts.append(f"{name}: bar {100 * _pooled(ms, 'bar'):.1f} w100 {100 * _pooled(ms, 'within_100'):.1f} "
                      f"w250 {100 * _pooled(ms, 'within_250'):.1f} w500 {100 * _pooled(ms, 'within_500'):.1f} ("
                      + ", ".join(f"{font} {100 * _pooled(v, 'bar'):.1f}/{100 * _pooled(v, 'within_250'):.1f}"
