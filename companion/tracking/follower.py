@@ -179,14 +179,14 @@ class Follower:
         changes only when another one's score exceeds its own by ``switch_margin``: switching back and
         forth between candidates at different positions makes the reported position jump.
 
-        The score also has a prior for the notated tempo: minus ``tempo_prior`` times
-        ``|log(tempo)|`` (the candidate's current tempo estimate, 1 = notated). Players mostly start
-        within a factor of 1.2 of it (ASAP scores, as verovio times them); where two candidates fit
-        about as well, usually on a repetitive texture whose figures a path at 0.7x can match one
-        figure behind, the one nearer the notated tempo is the likelier. Chosen on the three development
-        sets of the tracking benchmark (tuning, 0.25, 0.75 offsets; 19786 notes): 0 / 0.1 / 0.2 / 0.3 /
-        0.5 gave 90.7 / 91.6 / 91.7 / 92.0 / 91.4 % of the notes in the right bar and 80.4 / 82.6 / 83.5
-        / 84.0 / 83.5 % within 250 ms (bench/results/tracking.md).
+        The score also has a prior for the notated tempo: minus ``tempo_prior`` times ``|log(tempo)|``
+        (the candidate's current tempo estimate, 1 = notated). In ASAP the players start at 0.8-1.2x
+        of it, a few slow movements at 0.6-0.7x (the scores as verovio times them); where two
+        candidates fit about as well, usually on a repetitive texture whose figures a path at 0.7x can
+        match one figure behind, the one nearer the notated tempo is the likelier. Chosen on the three
+        development sets of the tracking benchmark (tuning, 0.25, 0.75 offsets; 19786 notes): 0 / 0.1
+        / 0.2 / 0.3 / 0.5 gave 90.7 / 91.6 / 91.7 / 92.0 / 91.4 % of the notes in the right bar and
+        80.4 / 82.6 / 83.5 / 84.0 / 83.5 % within 250 ms (bench/results/tracking.md).
 
         Parameters
         ----------
