@@ -261,3 +261,18 @@ def test_benchmark_overrides_are_typed_and_checked():
     assert TrackerParams(**kw).tempo_rate == 0.5
     with pytest.raises(SystemExit):
         parse_overrides(["no_such_field=1"], TrackerParams)
+
+
+def test_start_tempo_consensus_prefers_the_notated_tempo_on_a_tie(bach):
+    """Two start-tempo candidates that fit equally well at different places: the one whose tempo is
+    nearer the notated tempo is reported (Follower.tempo_prior); without the prior, the first one."""
+    conf = np.full((2, 5), 0.4)
+    pos = np.array([[100.0] * 5, [400.0] * 5])  # 6 score seconds apart: no support between them
+    tempo = np.array([[0.7] * 5, [1.05] * 5])
+    f = Follower(bach)
+    assert (f._consensus(pos, conf, tempo) == 1).all()
+    f = Follower(bach, tempo_prior=0.0)
+    assert (f._consensus(pos, conf, tempo) == 0).all()
+    # a clearly better fit still wins over the prior
+    f = Follower(bach)
+    assert (f._consensus(pos, conf + np.array([[0.3], [0.0]]), tempo) == 0).all()
