@@ -294,7 +294,7 @@ class Engine:
         hypotheses as good as the best; a confirmed tracker is re-seeded as with the whole database
         (two consistent disagreeing queries: a jump). The engine never gives up in piece mode: the
         tracker's guess stays on show, labelled "lost" when the whole-database engine would have
-        given it up (:meth:`_shown_lost`). The bar shown is the tracker's own
+        given it up (:meth:`_doubt_expired`). The bar shown is the tracker's own
         (:attr:`~companion.tracking.oltw.TrackerParams.snap_display`). The variants measured
         (trusting a confirmed tracker until it doubts; the engine's display; labelling every doubt
         "lost") are in bench/results/tracking.md.
@@ -490,8 +490,7 @@ class Engine:
                 self._last_agree_t = self._t
         if self.in_piece:  # the piece is known: keep showing the tracker's best guess, and let the
             return  # identifier re-seed it (the doubt makes its disagreement count, _arbitrate)
-        grace = p.lost_grace_s if self._confirmed else 0.0
-        if self._t - max(self._doubt_since, self._last_agree_t) >= grace:
+        if self._doubt_expired():
             self.state = LOST
             self._doubt_since = None
             # one more query agreeing with the last one re-seeds (the tracker may just have slipped)
@@ -719,7 +718,7 @@ class Engine:
             return ScorePosition(t, TRACKING, src, None, None, None, float(track.tempo[k]), 0.0)
         if self.in_piece or self.params.tracker_display:  # the tracker's own display (TrackerParams.snap_display)
             fp = self._follower.position(track, k, t)
-            lost = self.in_piece and self._shown_lost()
+            lost = self.in_piece and self._doubt_expired()
             return ScorePosition(t, LOST if lost else TRACKING, src, fp.measure, fp.measure_offset,
                                  fp.score_quarters, fp.tempo, fp.confidence)
         q = float(track.score_quarters[k])
@@ -733,10 +732,10 @@ class Engine:
         measure, offset = pc.measure_at(q)
         return ScorePosition(t, TRACKING, src, measure, max(offset, 0.0), q, tempo, float(track.confidence[k]))
 
-    def _shown_lost(self) -> bool:
-        """Piece mode: whether the tracker's guess is shown as "lost": it doubts itself and, as the
-        whole-database engine would give it up (:meth:`_tracker_state`), no query has agreed with it
-        for ``lost_grace_s`` (at once if none ever has)."""
+    def _doubt_expired(self) -> bool:
+        """Whether the tracker doubts itself and no query has agreed with it for ``lost_grace_s`` (at
+        once if none ever has): the whole-database engine then gives it up (:meth:`_tracker_state`),
+        piece mode shows its guess as "lost"."""
         if self._doubt_since is None:
             return False
         grace = self.params.lost_grace_s if self._confirmed else 0.0
