@@ -558,27 +558,24 @@ class OnlineTracker:
         (``hold_onset_strength``). Frames outside ``ok`` are returned unchanged."""
         p = self.params
         ons = self.score.onsets
-        out = quarters.copy()
-        hold = p.hold_onset_strength > 0
+        nxt = np.searchsorted(ons, np.where(ok, quarters, -np.inf) - 1e-6, side="left")
+        out = np.where(ok & (nxt < len(ons)), ons[np.minimum(nxt, len(ons) - 1)], quarters)
+        if p.hold_onset_strength <= 0:
+            return out
         window = int(round(p.hold_window_s * p.audio_fps))
         for k in range(len(quarters)):
-            if hold and onset_strength[k] >= p.hold_onset_strength:
+            if onset_strength[k] >= p.hold_onset_strength:
                 self._heard_frame = int(frames[k])
             if not ok[k]:
                 continue
-            q = quarters[k]
-            nxt = int(np.searchsorted(ons, q - 1e-6, side="left"))
-            if hold:
-                prv = nxt - 1
-                if self._hold_onset is None or prv < self._hold_onset:
-                    self._hold_since = None  # placed by a seed, or moved back: nothing to wait for
-                elif prv > self._hold_onset:
-                    self._hold_since = int(frames[k]) - window  # crossed a note: heard yet?
-                self._hold_onset = prv
-                if self._hold_since is not None and self._heard_frame >= self._hold_since:
-                    self._hold_since = None
-                if self._hold_since is not None and prv >= 0 and q - ons[prv] < p.hold_max_q:
-                    out[k] = ons[prv]
-                    continue
-            out[k] = ons[nxt] if nxt < len(ons) else q
+            prv = int(nxt[k]) - 1
+            if self._hold_onset is None or prv < self._hold_onset:
+                self._hold_since = None  # placed by a seed, or moved back: nothing to wait for
+            elif prv > self._hold_onset:
+                self._hold_since = int(frames[k]) - window  # crossed a note: heard yet?
+            self._hold_onset = prv
+            if self._hold_since is not None and self._heard_frame >= self._hold_since:
+                self._hold_since = None
+            if self._hold_since is not None and prv >= 0 and quarters[k] - ons[prv] < p.hold_max_q:
+                out[k] = ons[prv]
         return out
