@@ -275,7 +275,8 @@ class Engine:
         A :class:`companion.db.Database` (anything with ``.index``, ``.metas``, ``.piece(pid)``).
     params : EngineParams, optional
     identifier : Identifier, optional
-        Default: ``Identifier(db)``.
+        Default: ``Identifier(db)``, with :meth:`IdentifyParams.for_audio
+        <companion.fingerprint.identify.IdentifyParams.for_audio>` for audio input.
     transcriber : Transcriber, optional
         Default: ``Transcriber()``; not built for ``midi=True``.
     tracker_params : TrackerParams, optional
@@ -318,9 +319,9 @@ class Engine:
         self.db = db
         self.params = params or EngineParams()
         if identifier is None:
-            from companion.fingerprint.identify import Identifier
+            from companion.fingerprint.identify import Identifier, IdentifyParams
 
-            identifier = Identifier(db)
+            identifier = Identifier(db, params=None if midi else IdentifyParams.for_audio())
         self.identifier = identifier
         self.midi = bool(midi)
         if transcriber is None and not self.midi:

@@ -235,3 +235,39 @@ def test_slack_adds_unsure_candidates_only(corpus_db, ident):
     rag = load_score(_corpus(NOT_IN_DB))
     q, _ = _excerpt(rag, 50.0, 8.0)
     assert all(not c.sure for c in ident.candidates(q, slack=0.05))
+
+
+def test_candidate_counts_give_its_confidence(corpus_db, ident):
+    """A candidate's counts are those of its F-measure: ``2 m / (n_query + n_score)``."""
+    q, _ = _excerpt(corpus_db.piece(1), 30.0, 5.0, transpose=2, scale=1.2)
+    cands = ident.candidates(q, slack=0.3)
+    assert cands
+    for c in cands:
+        assert c.n_query == len(q) and c.n_score >= c.matched
+        assert c.confidence == pytest.approx(2 * c.matched / (c.n_query + c.n_score))
+
+
+def test_audio_parameters_forgive_missed_notes_not_unknown_pieces(corpus_db):
+    """Transcribed audio lacks many played notes: with a third of an excerpt's notes missing, the
+    audio parameters' F-beta (β = 0.5) is higher than the F-measure, the excerpt is found at its bar,
+    and the pieces not in the database stay "not in the database"."""
+    from companion.fingerprint.identify import IdentifyParams
+
+    params = IdentifyParams.for_audio()
+    assert params.f_beta == 0.5 and params.min_confidence != IdentifyParams().min_confidence
+    assert IdentifyParams.for_audio(nms_s=3.0).nms_s == 3.0 and IdentifyParams.for_audio(nms_s=3.0).f_beta == 0.5
+    symbolic, audio = Identifier(corpus_db), Identifier(corpus_db, params=params)
+    rng = np.random.default_rng(5)
+    for pid, start_s in ((0, 40.0), (2, 70.0), (4, 8.0)):
+        q, bar = _excerpt(corpus_db.piece(pid), start_s, 6.0)
+        q = q[rng.random(len(q)) >= 1 / 3]
+        a, s = audio.candidates(q, slack=0.5)[0], symbolic.candidates(q, slack=0.5)[0]
+        assert a.piece == s.piece == pid
+        assert a.confidence > s.confidence
+        m = audio.identify(q)
+        assert m and m[0].source == corpus_db.metas[pid].source and m[0].measure == bar
+    rag = load_score(_corpus(NOT_IN_DB))
+    for start_s in (10.0, 50.0, 90.0):
+        q, _ = _excerpt(rag, start_s, 5.0)
+        q = q[rng.random(len(q)) >= 1 / 3]
+        assert audio.identify(q) == []

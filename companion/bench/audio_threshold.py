@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     # the engine benchmark's tuning subset and left-out pieces (its defaults: 20 performances, 6, seed 1)
     known, unknown, out_keys = eb.bench_sets(db, 20, 0.5, 6, 1)
     renders = eb.Renders(args.cache)
-    out_ident = eb.leave_out_identifier(db, set(out_keys))
+    out_ident = eb.leave_out_identifier(db, set(out_keys), ident.params)
     tr = Transcriber()
     print(f"{args.length:.0f} s audio queries, {args.n} known + {args.n} unknown per soundfont "
           f"(tuning subset); best hypothesis passing threshold - slack:\n")

@@ -42,6 +42,7 @@ import resource
 import sys
 import tempfile
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -439,15 +440,17 @@ def bench_sets(db, n_perf: int, offset: float, n_unknown_pieces: int, seed: int)
     return perfs, list({p.key: p for p in unknown}.values()), out_keys
 
 
-def leave_out_identifier(db, keys: set[str]):
-    """An identifier over the database without the pieces in ``keys`` (twins included)."""
+def leave_out_identifier(db, keys: set[str], params=None):
+    """An identifier over the database without the pieces in ``keys`` (twins included); ``params``:
+    its :class:`~companion.fingerprint.identify.IdentifyParams` (default: those for audio, as the
+    engine's)."""
     from companion.bench.asap import piece_key
     from companion.db.subset import PieceSubset
-    from companion.fingerprint.identify import Identifier
+    from companion.fingerprint.identify import Identifier, IdentifyParams
 
     keep = [i for i, m in enumerate(db.metas) if piece_key(m.source) not in keys]
     log.info("leave-out index: %d of %d pieces", len(keep), len(db.metas))
-    return Identifier(PieceSubset(db, keep))
+    return Identifier(PieceSubset(db, keep), params=params or IdentifyParams.for_audio())
 
 
 def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float, params=None,
@@ -488,9 +491,9 @@ def parse_overrides(items: list[str], cls=None) -> dict:
     return kw
 
 
-def engine_params(cls, overrides: list[str]):
-    """``cls()`` with ``NAME=VALUE`` overrides (:func:`parse_overrides`)."""
-    return cls(**parse_overrides(overrides, cls))
+def engine_params(cls, overrides: list[str], base=None):
+    """``base`` (default ``cls()``) with ``NAME=VALUE`` overrides (:func:`parse_overrides`)."""
+    return dataclasses.replace(base if base is not None else cls(), **parse_overrides(overrides, cls))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -519,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="override an EngineParams field (tuning runs; repeatable)")
     ap.add_argument("--tracker-param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a TrackerParams field of the engine's tracker (tuning runs; repeatable)")
+    ap.add_argument("--ident-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an IdentifyParams field of IdentifyParams.for_audio() (tuning runs; repeatable)")
     ap.add_argument("--out", type=Path, help="write the markdown report here too")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -526,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     from companion.audio.render import available_soundfonts
     from companion.bench.asap import SKIP_REASON, asap_root
     from companion.engine import Engine, EngineParams
-    from companion.fingerprint.identify import Identifier
+    from companion.fingerprint.identify import Identifier, IdentifyParams
 
     if asap_root() is None:
         print(SKIP_REASON)
@@ -537,14 +542,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t_start = time.time()
     db = ensure_asap_db(args.db)
-    ident = Identifier(db)
+    ident_params = engine_params(IdentifyParams, args.ident_param, IdentifyParams.for_audio())
+    ident = Identifier(db, params=ident_params)
     perfs, unknown_perfs, out_keys = bench_sets(db, args.n_perf, args.offset, args.n_unknown_pieces, args.seed)
     renders = Renders(args.cache)
     from companion.tracking.oltw import TrackerParams
 
     engine = Engine(db, identifier=ident, params=engine_params(EngineParams, args.param),
                     tracker_params=engine_params(TrackerParams, args.tracker_param))
-    out_ident = leave_out_identifier(db, set(out_keys))
+    out_ident = leave_out_identifier(db, set(out_keys), ident_params)
     results = {}
     for sf_i, font in enumerate(fonts):
         r = {}

@@ -8,7 +8,8 @@ Prints one line per INPUT, in order (DESIGN.md §2)::
 ``"matches": []`` means "not in the database". An input that cannot be read gives the same line with
 ``"error": "..."`` and no matches; the command goes on with the next input. ``measure`` is the bar at
 the end of the input. MIDI inputs (``.mid``, ``.midi``) are read directly; audio inputs (``.wav .flac
-.mp3 .ogg``) are transcribed first. Without ``--db`` the default database is used (built on first use).
+.mp3 .ogg``) are transcribed first and asked with the identifier's parameters for transcribed notes
+(``IdentifyParams.for_audio``). Without ``--db`` the default database is used (built on first use).
 Exit status: 0 when every input was read, 1 when some input failed, 2 when the database cannot be opened.
 """
 
@@ -98,9 +99,10 @@ def run(args: argparse.Namespace) -> int:
             db = Database.open(ensure_default_db())
         else:
             db = Database.open(args.db)
-        from companion.fingerprint.identify import Identifier
+        from companion.fingerprint.identify import Identifier, IdentifyParams
 
         ident = Identifier(db)
+        audio_ident = Identifier(db, params=IdentifyParams.for_audio())
     except (DatabaseError, ValueError, OSError) as exc:
         if args.json:
             _emit({"error": str(exc)})
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         line: dict = {"input": path, "matches": []}
         try:
             notes = read_input_notes(path)
-            line["matches"] = [m.to_json() for m in ident.identify(notes, top_k=args.top)]
+            by = audio_ident if Path(path).suffix.lower() in AUDIO_SUFFIXES else ident
+            line["matches"] = [m.to_json() for m in by.identify(notes, top_k=args.top)]
         except ValueError as exc:
             line["error"] = str(exc)
             failed += 1

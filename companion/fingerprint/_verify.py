@@ -256,7 +256,7 @@ def _grow_f(x, cap):  # pragma: no cover - numba
 @njit(cache=True)
 def _verify_one(qon_sorted, qpi_sorted, son, po, pitch_start, local, p, base, pos_c, r0, t, tc, tol1, band_s,
                 band_slope, r_min, r_max, chord_tol, stamp):  # pragma: no cover
-    """Full check of one candidate; see :func:`verify`. Returns (f, end_s, ratio, matched, err)."""
+    """Full check of one candidate; see :func:`verify`. Returns (f, end_s, ratio, matched, err, n_score)."""
     nq = qon_sorted.shape[0]
     _, r, pos_c = _centre_fit(qon_sorted, qpi_sorted, po, pitch_start, p, base, pos_c, r0, t, tc, tol1, band_s,
                               r_min, r_max, stamp, _R_GRID.shape[0])
@@ -282,13 +282,13 @@ def _verify_one(qon_sorted, qpi_sorted, son, po, pitch_start, local, p, base, po
     hi = np.searchsorted(son, a + r * qon[nq - 1] + w_last, side="right")
     ns = hi - lo
     if ns == 0:
-        return 0.0, a + r * qon[nq - 1], r, 0, 0.0
+        return 0.0, a + r * qon[nq - 1], r, 0, 0.0, 0
     # banded longest common subsequence of the pitch sequences (monotone in time on both sides); a pair
     # scores 1 - 0.5 |deviation from the line| / band, so that among equally long ones the closest wins
     pq, ps = _banded_lcs(qon, qpi, lo, hi, po, pitch_start, local, p, base, a, r, t, tc, band_s, band_slope)
     m = pq.shape[0]
     if m < 3:
-        return 0.0, a + r * qon[nq - 1], r, m, 0.0
+        return 0.0, a + r * qon[nq - 1], r, m, 0.0, ns
     # tempo: least-squares slope over all pairs; end: the last pairs carried to the last onset (median)
     mq = pq.mean()
     ms = ps.mean()
@@ -311,7 +311,7 @@ def _verify_one(qon_sorted, qpi_sorted, son, po, pitch_start, local, p, base, po
     err = 0.0
     for k in range(m):
         err += abs(ps[k] - (a + r * pq[k]))
-    return f, end_s, r, m, err / m / r
+    return f, end_s, r, m, err / m / r, n_score
 
 
 @njit(cache=True)
@@ -354,6 +354,7 @@ def verify(qon, qpi, note_onset, piece_start, po, pitch_start, local, c_piece, c
     ratio : float64 (n_c,)   fitted tempo ratio
     matched : int64 (n_c,)
     err : float64 (n_c,)     mean absolute timing error of the matches (query seconds)
+    n_score : int64 (n_c,)   score notes in the matched span (``f``'s other count, for an F-beta)
     """
     n_c = c_piece.shape[0]
     f = np.zeros(n_c)
@@ -361,6 +362,7 @@ def verify(qon, qpi, note_onset, piece_start, po, pitch_start, local, c_piece, c
     ratio = np.zeros(n_c)
     matched = np.zeros(n_c, dtype=np.int64)
     err = np.zeros(n_c)
+    n_score = np.zeros(n_c, dtype=np.int64)
     max_len = 0
     for k in range(n_c):
         p = c_piece[k]
@@ -377,7 +379,7 @@ def verify(qon, qpi, note_onset, piece_start, po, pitch_start, local, c_piece, c
         k = order[kk]
         p = c_piece[k]
         son = note_onset[piece_start[p]:piece_start[p + 1]]
-        f[k], end_s[k], ratio[k], matched[k], err[k] = _verify_one(
+        f[k], end_s[k], ratio[k], matched[k], err[k], n_score[k] = _verify_one(
             qon, qpi, son, po, pitch_start, local, p, piece_start[p], c_pos[k], c_r[k], c_t[k], tc, tol1, band_s,
             band_slope, r_min, r_max, chord_tol, stamp)
-    return f, end_s, ratio, matched, err
+    return f, end_s, ratio, matched, err, n_score

@@ -15,7 +15,10 @@ A query runs in three steps:
    (refining tempo and position); the best ``n_refine`` of them get the full check: a banded longest
    common subsequence of query and score notes of the same (transposed) pitch, monotone in time on
    both sides, so that rubato needs no model. The F-measure of the matched notes against the query's
-   notes and the score's notes in the matched span is the confidence.
+   notes and the score's notes in the matched span is the confidence; for transcribed audio
+   (:meth:`IdentifyParams.for_audio`) an F-beta that weighs the query's notes found in the score above
+   the score's notes found in the query, because a transcriber misses a fifth to a third of the notes
+   it hears but invents few.
 
 Cells in the same piece whose positions differ by less than ``nms_s`` are one hypothesis. Where the
 same notes occur at two places (a recapitulation), both come back with near-equal confidence. The
@@ -32,7 +35,7 @@ fingerprinting", ISMIR 2012.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -87,10 +90,16 @@ class IdentifyParams:
     band_s, band_slope : float
         A query note may pair with a score note within ``band_s + band_slope * |q - centre|`` query
         seconds of the candidate's line (the band of the longest-common-subsequence check).
+    f_beta : float
+        The confidence is the F-beta measure of the matched notes, ``(1 + β²) m / (β² n_score + n_query)``
+        (``n_score``: the score's notes in the matched span): 1 weighs missing and extra notes alike;
+        below 1 the query's notes found in the score (precision) count more than the score's notes
+        found in the query (recall).
     min_confidence, confidence_slope : float
         A hypothesis is reported when its confidence reaches ``min_confidence + confidence_slope /
         sqrt(n_notes)`` (short queries match by chance more easily); none means "not in the
-        database". Calibrated on ASAP with half of the performed pieces held out of the database.
+        database". Calibrated on ASAP with half of the performed pieces held out of the database
+        (symbolic queries; for audio see :meth:`for_audio`).
     nms_s : float
         Hypotheses of the same piece closer than this (score seconds, at the query's end) are merged.
     key_prior : float
@@ -113,10 +122,25 @@ class IdentifyParams:
     tol1_s: float = 0.3
     band_s: float = 1.0
     band_slope: float = 0.15
+    f_beta: float = 1.0
     min_confidence: float = 0.45
     confidence_slope: float = 0.9
     nms_s: float = 2.0
     key_prior: float = 0.15
+
+    @classmethod
+    def for_audio(cls, **changes: Any) -> "IdentifyParams":
+        """Parameters for notes transcribed from audio.
+
+        The transcriber finds 64-86 % of the played notes on rendered ASAP performances at a precision
+        of 0.86-0.93 (bench/results/transcription.md), so a right hypothesis lacks many of its score's
+        notes while the notes it has mostly match: the confidence is the F-measure with β = 0.5, and
+        its threshold ``0.42 + 1.2 / sqrt(n)`` was chosen on transcribed 2, 5 and 10 s excerpts of the
+        engine benchmark's development sets with pieces left out of the database
+        (bench/results/engine.md, "F-beta for audio"), to reject as many unknown queries as the
+        symbolic threshold did there.
+        """
+        return replace(cls(f_beta=0.5, min_confidence=0.42, confidence_slope=1.2), **changes)
 
 
 @dataclass(frozen=True)
@@ -132,6 +156,8 @@ class Candidate:
     matched: int
     error_s: float  # mean absolute timing error of the matched notes, query seconds
     sure: bool = True  # passed the full threshold (see ``Identifier.candidates(slack=...)``)
+    n_query: int = 0  # notes of the query that were checked
+    n_score: int = 0  # score notes in the matched span (with ``matched`` and ``n_query``: any F-beta)
 
 
 class Identifier:
@@ -249,18 +275,21 @@ class Identifier:
         pids = np.searchsorted(self._piece_bin_start, gbin, side="right") - 1
         r0 = np.exp(logr[top] / count[top])
         pos_c = possum[top] / count[top]
-        f, end_s, ratio, matched, err = verify(
+        f, end_s, ratio, matched, err, n_score = verify(
             qon, qpi, ix.note_onset_s, ix.piece_start, self._po, self._pitch_start, self._local,
             pids.astype(np.int64), pos_c, r0,
             t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
             fp.chord_tolerance_s, p.n_grid1)
+        if p.f_beta != 1.0:  # (with β = 1 this is ``f`` itself)
+            b2 = p.f_beta ** 2
+            f = np.where(f > 0, (1.0 + b2) * matched / np.maximum(b2 * n_score + len(qon), 1), 0.0)
         out: list[Candidate] = []
         thr = self.threshold(len(qon))
         for k in np.flatnonzero(f >= thr - slack):
             out.append(Candidate(piece=int(pids[k]), confidence=float(f[k]), score_end_s=float(end_s[k]),
                                  tempo_ratio=float(ratio[k]), transposition=-int(t_sq[k]),
                                  votes=float(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k]),
-                                 sure=bool(f[k] >= thr)))
+                                 sure=bool(f[k] >= thr), n_query=len(qon), n_score=int(n_score[k])))
         # best first, where a transposed candidate ranks as if ``key_prior`` less confident (players mostly
         # play in the notated key, and sequences recur transposed note for note); then the smaller
         # transposition, the more precise timing, more votes
