@@ -23,11 +23,8 @@ from companion.pipeline import midi_blocks, run_offline
 SR = 44100
 BLOCK = 2048
 PIECES = ("Beethoven/Piano_Sonatas/8-1", "Beethoven/Piano_Sonatas/5-1", "Chopin/Etudes_op_10/5")
-#: the engine must show the right bar within this long after the audio starts or jumps (the splice
-#: test's jump back into Beethoven op. 13 i is the slowest: the first re-seed lands 4 bars ahead in a
-#: sequence, and the right bar comes with the second, 5.7 s after the jump with the symbolic
-#: identifier's confidence, 6.2 s with the audio one's, 2026-12-03)
-RECOVER_S = 6.5
+#: the engine must show the right bar within this long after the audio starts or jumps
+RECOVER_S = 6.0
 
 
 @dataclass

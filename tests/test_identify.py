@@ -254,7 +254,7 @@ def test_audio_parameters_forgive_missed_notes_not_unknown_pieces(corpus_db):
     from companion.fingerprint.identify import IdentifyParams
 
     params = IdentifyParams.for_audio()
-    assert params.f_beta == 0.5 and params.min_confidence != IdentifyParams().min_confidence
+    assert params.f_beta == 0.5 and params.transposed_margin > 0
     assert IdentifyParams.for_audio(nms_s=3.0).nms_s == 3.0 and IdentifyParams.for_audio(nms_s=3.0).f_beta == 0.5
     symbolic, audio = Identifier(corpus_db), Identifier(corpus_db, params=params)
     rng = np.random.default_rng(5)
@@ -271,3 +271,27 @@ def test_audio_parameters_forgive_missed_notes_not_unknown_pieces(corpus_db):
         q, _ = _excerpt(rag, start_s, 5.0)
         q = q[rng.random(len(q)) >= 1 / 3]
         assert audio.identify(q) == []
+
+
+def test_transposed_margin_asks_more_of_transposed_hypotheses(corpus_db):
+    """With ``transposed_margin`` a transposed hypothesis is sure only at the threshold plus the
+    margin; an untransposed one is unaffected. A clean transposed excerpt still passes the audio
+    parameters' margin."""
+    from dataclasses import replace
+
+    from companion.fingerprint.identify import IdentifyParams
+
+    base = IdentifyParams()
+    strict = Identifier(corpus_db, params=replace(base, transposed_margin=0.6))
+    plain = Identifier(corpus_db, params=base)
+    q, bar = _excerpt(corpus_db.piece(2), 40.0, 6.0, transpose=3, scale=1.2)
+    c_plain = plain.candidates(q)[0]
+    assert c_plain.transposition == 3 and c_plain.sure
+    c_strict = strict.candidates(q, slack=0.7)[0]
+    assert c_strict.confidence == c_plain.confidence
+    assert c_strict.sure == (c_strict.confidence >= strict.threshold(len(q)) + 0.6)
+    assert not c_strict.sure  # (a clean excerpt's F-measure is at most 1 < threshold + 0.6)
+    m = Identifier(corpus_db, params=IdentifyParams.for_audio()).identify(q)
+    assert m and m[0].source == corpus_db.metas[2].source and m[0].measure == bar and m[0].transposition == 3
+    u, _ = _excerpt(corpus_db.piece(2), 40.0, 6.0)
+    assert strict.candidates(u) == plain.candidates(u)

@@ -3,8 +3,8 @@
 A transcriber misses many of the notes it hears (recall 0.64-0.86 on rendered ASAP performances) but
 invents few (precision 0.86-0.93), so the F-measure of a right hypothesis is pulled down by the score's
 notes the query lacks. This tool measures, on transcribed excerpts, how well an F-beta confidence
-``(1 + β²) m / (β² n_score + n_query)`` with the threshold ``a + b / sqrt(n_query)`` separates the
-right pieces from pieces not in the database.
+``(1 + β²) m / (β² n_score + n_query)`` with the threshold ``a + b / sqrt(n_query)`` (plus a margin
+for transposed hypotheses) separates the right pieces from pieces not in the database.
 
 Data: the engine benchmark's development sets (``bench_sets(db, 20, offset, 6, 1)`` for each
 ``--offsets``; the reported set is offset 0), with its left-out pieces (not in a second index). For
@@ -23,6 +23,8 @@ Run (about 2 minutes per offset)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import sys
 from dataclasses import dataclass
@@ -32,9 +34,11 @@ import numpy as np
 
 log = logging.getLogger("companion.bench.audio_confidence")
 
-#: (β, a, b) rows of the table: the symbolic setting, then a grid around the audio one
-DEFAULT_GRID = [(1.0, 0.45, 0.9)] + [(beta, a, b) for beta in (0.7, 0.5, 0.35)
-                                     for a, b in ((0.5, 0.9), (0.45, 1.0), (0.42, 1.2), (0.55, 0.5))]
+#: (β, a, b, transposed margin) rows of the table: the symbolic setting, then grids around the audio one
+DEFAULT_GRID = ([(1.0, 0.45, 0.9, 0.0)]
+                + [(beta, a, b, 0.0) for beta in (0.7, 0.5, 0.35) for a, b in ((0.5, 0.9), (0.42, 1.2), (0.55, 0.5))]
+                + [(0.5, a, b, tm) for tm in (0.1, 0.2, 0.3) for a, b in ((0.45, 0.6), (0.42, 0.6), (0.4, 0.6),
+                                                                         (0.37, 0.9))])
 
 
 @dataclass(frozen=True)
@@ -53,14 +57,16 @@ def confidence(matched: np.ndarray, n_query: np.ndarray, n_score: np.ndarray, be
     return (1.0 + b2) * matched / np.maximum(b2 * n_score + n_query, 1)
 
 
-def decide(q: Query, beta: float, a: float, b: float, key_prior: float = 0.15) -> str | None:
-    """The key of the best hypothesis passing ``a + b / sqrt(n)`` (None: "not in the database")."""
+def decide(q: Query, beta: float, a: float, b: float, transposed_margin: float = 0.0,
+           key_prior: float = 0.15) -> str | None:
+    """The key of the best hypothesis passing ``a + b / sqrt(n)`` (plus ``transposed_margin`` for a
+    transposed one); None: "not in the database"."""
     if not q.hyps:
         return None
     keys = [h[0] for h in q.hyps]
     m, nq, ns, tr = (np.array([h[i] for h in q.hyps], float) for i in range(1, 5))
     conf = confidence(m, nq, ns, beta)
-    ok = conf >= a + b / np.sqrt(np.maximum(nq, 1))
+    ok = conf >= a + b / np.sqrt(np.maximum(nq, 1)) + transposed_margin * (tr != 0)
     if not ok.any():
         return None
     rank = np.where(ok, conf - key_prior * (tr != 0), -np.inf)
@@ -98,24 +104,24 @@ def collect(db, offsets: list[float], lengths: list[float], n: int, soundfonts: 
     return out
 
 
-def table(queries: list[Query], grid: list[tuple[float, float, float]]) -> str:
+def table(queries: list[Query], grid: list[tuple[float, float, float, float]]) -> str:
     fonts = sorted({q.soundfont for q in queries}, reverse=True)
     lengths = sorted({q.length for q in queries})
-    head = "| β | a | b | " + " | ".join(f"{L:.0f} s {f}: right / wrong / unknown rejected"
+    head = "| β | a | b | transposed margin | " + " | ".join(f"{L:.0f} s {f}: right / wrong / unknown rejected"
                                           for L in lengths for f in fonts) + " |"
-    lines = [head, "|" + "---|" * (3 + len(lengths) * len(fonts))]
-    for beta, a, b in grid:
+    lines = [head, "|" + "---|" * (4 + len(lengths) * len(fonts))]
+    for beta, a, b, tm in grid:
         cells = []
         for L in lengths:
             for f in fonts:
                 qs = [q for q in queries if q.soundfont == f and q.length == L]
-                kn = [(q, decide(q, beta, a, b)) for q in qs if q.known]
-                un = [decide(q, beta, a, b) for q in qs if not q.known]
+                kn = [(q, decide(q, beta, a, b, tm)) for q in qs if q.known]
+                un = [decide(q, beta, a, b, tm) for q in qs if not q.known]
                 right = np.mean([d == q.key for q, d in kn]) if kn else np.nan
                 wrong = np.mean([d is not None and d != q.key for q, d in kn]) if kn else np.nan
                 rej = np.mean([d is None for d in un]) if un else np.nan
                 cells.append(f"{100 * right:.0f} / {100 * wrong:.0f} / {100 * rej:.0f} %")
-        lines.append(f"| {beta:g} | {a:g} | {b:g} | " + " | ".join(cells) + " |")
+        lines.append(f"| {beta:g} | {a:g} | {b:g} | {tm:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -128,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lengths", type=float, nargs="+", default=[2.0, 5.0, 10.0])
     ap.add_argument("--n", type=int, default=100, help="known and unknown queries per offset, length and soundfont")
     ap.add_argument("--soundfonts", nargs="+", default=["timgm6mb", "fluidr3mono"])
+    ap.add_argument("--queries", type=Path, default=None,
+                    help="JSON file of the collected queries: read if it exists (same arguments), else written")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
 
@@ -137,8 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     if asap_root() is None:
         print(SKIP_REASON)
         return 0
-    db = eb.ensure_asap_db(args.db)
-    queries = collect(db, args.offsets, args.lengths, args.n, args.soundfonts, args.cache)
+    if args.queries is not None and args.queries.exists():
+        queries = [Query(q["soundfont"], q["length"], q["known"], q["key"], tuple(tuple(h) for h in q["hyps"]))
+                   for q in json.loads(args.queries.read_text())]
+    else:
+        db = eb.ensure_asap_db(args.db)
+        queries = collect(db, args.offsets, args.lengths, args.n, args.soundfonts, args.cache)
+        if args.queries is not None:
+            args.queries.write_text(json.dumps([dataclasses.asdict(q) for q in queries]))
     print(f"Transcribed audio queries, {args.n} known + {args.n} unknown per offset ({', '.join(map(str, args.offsets))}), "
           f"length and soundfont; confidence F-beta, threshold a + b / sqrt(n):\n")
     print(table(queries, DEFAULT_GRID))

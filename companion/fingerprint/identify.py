@@ -105,6 +105,10 @@ class IdentifyParams:
     key_prior : float
         Ranking only: a transposed hypothesis ranks below an untransposed one unless its confidence is
         higher by more than this (its reported confidence is unchanged, and so is rejection).
+    transposed_margin : float
+        A transposed hypothesis is reported only if its confidence reaches the threshold plus this
+        (0: the same threshold). Searching 25 transpositions gives a piece that is not in the
+        database 25 chances to match by accident; players rarely transpose.
     """
 
     max_query_s: float = 30.0
@@ -127,6 +131,7 @@ class IdentifyParams:
     confidence_slope: float = 0.9
     nms_s: float = 2.0
     key_prior: float = 0.15
+    transposed_margin: float = 0.0
 
     @classmethod
     def for_audio(cls, **changes: Any) -> "IdentifyParams":
@@ -134,13 +139,17 @@ class IdentifyParams:
 
         The transcriber finds 64-86 % of the played notes on rendered ASAP performances at a precision
         of 0.86-0.93 (bench/results/transcription.md), so a right hypothesis lacks many of its score's
-        notes while the notes it has mostly match: the confidence is the F-measure with β = 0.5, and
-        its threshold ``0.42 + 1.2 / sqrt(n)`` was chosen on transcribed 2, 5 and 10 s excerpts of the
-        engine benchmark's development sets with pieces left out of the database
-        (bench/results/engine.md, "F-beta for audio"), to reject as many unknown queries as the
-        symbolic threshold did there.
+        notes while the notes it has mostly match: the confidence is the F-measure with β = 0.5. The
+        best match of a piece that is not in the database is mostly a transposed one (25 chances), so
+        a transposed hypothesis needs 0.3 more confidence. With the threshold ``0.45 + 0.6 / sqrt(n)``
+        this rejected as many unknown 2, 5 and 10 s queries as the symbolic parameters on the engine
+        benchmark's development sets and found the right piece in 72 / 90 / 94 % (timgm6mb) and 50 /
+        78 / 90 % (fluidr3mono) of them instead of 63 / 83 / 88 % and 38 / 63 / 72 %
+        (``companion.bench.audio_confidence``; bench/results/engine.md, "Identification from audio:
+        the confidence").
         """
-        return replace(cls(f_beta=0.5, min_confidence=0.42, confidence_slope=1.2), **changes)
+        return replace(cls(f_beta=0.5, min_confidence=0.45, confidence_slope=0.6, transposed_margin=0.3),
+                       **changes)
 
 
 @dataclass(frozen=True)
@@ -284,12 +293,12 @@ class Identifier:
             b2 = p.f_beta ** 2
             f = np.where(f > 0, (1.0 + b2) * matched / np.maximum(b2 * n_score + len(qon), 1), 0.0)
         out: list[Candidate] = []
-        thr = self.threshold(len(qon))
+        thr = self.threshold(len(qon)) + p.transposed_margin * (t_sq != 0)
         for k in np.flatnonzero(f >= thr - slack):
             out.append(Candidate(piece=int(pids[k]), confidence=float(f[k]), score_end_s=float(end_s[k]),
                                  tempo_ratio=float(ratio[k]), transposition=-int(t_sq[k]),
                                  votes=float(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k]),
-                                 sure=bool(f[k] >= thr), n_query=len(qon), n_score=int(n_score[k])))
+                                 sure=bool(f[k] >= thr[k]), n_query=len(qon), n_score=int(n_score[k])))
         # best first, where a transposed candidate ranks as if ``key_prior`` less confident (players mostly
         # play in the notated key, and sequences recur transposed note for note); then the smaller
         # transposition, the more precise timing, more votes
