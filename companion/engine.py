@@ -451,34 +451,36 @@ class Engine:
             keep = self._notes["onset_s"] >= self._t - kept_s
             self._notes = self._notes[keep]
         track = None
+        seeded = None
         if a.spec is not None and len(a.spec):
             self._frames = a.first_frame + len(a.spec)
             if self._follower is not None:
                 track = self._follower.process_spec(a.spec)
         if track is not None and len(track) and self.state == TRACKING:
-            self._tracker_state(int(track.state[-1]))
+            # (a re-seed here may change the piece: ``track`` is then the old piece's and not shown)
+            seeded = self._tracker_state(int(track.state[-1]))
         if self.midi and self.state == TRACKING and self._t - self._last_agree_t > self.params.midi_lost_s \
                 and self._sounding():
             self.state = LOST
             self.stats.losses += 1
         if self.midi and self.state == TRACKING and len(a.notes):
             self._midi_follow(a.notes)
-        seeded = None
         if (self._t >= self._next_query_s or a.final) and self._query_due():
             self._next_query_s = self._t + self.params.identify_every_s
-            seeded = self._arbitrate()
+            seeded = self._arbitrate() or seeded
         pos = self._position(track, seeded)
         self._last = pos
         return [pos]
 
-    def _tracker_state(self, state: int) -> None:
+    def _tracker_state(self, state: int) -> Hypothesis | None:
         """The tracker's own verdict after a block: "lost" (2) starts a doubt; the engine keeps showing
         its position until the identifier answers (agrees: the doubt ends; disagrees: re-seed) or,
-        without any answer, for ``lost_grace_s`` (then "lost")."""
+        without any answer, for ``lost_grace_s`` (then "lost"). Returns the hypothesis it re-seeded
+        at, if any."""
         p = self.params
         if state != 2:
             self._doubt_since = None
-            return
+            return None
         if self._doubt_since is None:
             self._doubt_since = self._t
             self.stats.losses += 1
@@ -491,17 +493,19 @@ class Engine:
                 support = self._supporting(fresh, now)
                 best = self._preferred(fresh, support)
                 if not support or best is not support[0]:
-                    self._seed(self._nearest(fresh, now), now, "reseed")
-                    return
+                    h = self._nearest(fresh, now)
+                    self._seed(h, now, "reseed")
+                    return h
                 self._last_agree_t = self._t
         if self.in_piece:  # the piece is known: keep showing the tracker's best guess, and let the
-            return  # identifier re-seed it (the doubt makes its disagreement count, _arbitrate)
+            return None  # identifier re-seed it (the doubt makes its disagreement count, _arbitrate)
         if self._doubt_expired():
             self.state = LOST
             self._doubt_since = None
             # one more query agreeing with the last one re-seeds (the tracker may just have slipped)
             self._pending = [h for h in self._last_hyps if h.confidence >= p.confirm_confidence]
             self.stats.events.append((self._t, "gave up", self._follower_piece, None))
+        return None
 
     def _sounding(self) -> bool:
         return len(self._notes) > 0 and self._t - float(self._notes["onset_s"][-1]) < self.params.pause_s

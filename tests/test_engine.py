@@ -310,3 +310,44 @@ def test_piece_mode_tracks_from_the_first_note_and_never_gives_up():
     assert pos.state == "tracking" and pos.measure == "1"
     with pytest.raises(ValueError):
         Engine(db, piece=0, identifier=eng.identifier)
+
+
+def test_a_reseed_into_another_piece_when_the_tracker_is_lost_shows_the_new_piece():
+    """When the tracker says "lost" and a fresh hypothesis elsewhere re-seeds it in another piece, the
+    position of that block is the new piece's (the block's tracking result is the old piece's, and its
+    bar index may not exist in the new one)."""
+    import music21
+
+    from companion.db.subset import PieceList
+    from companion.engine import Hypothesis
+    from companion.score.load import load_score
+
+    corpus = Path(music21.__file__).resolve().parent / "corpus"
+    short = load_score(corpus / "bach" / "bwv846.mxl")
+    long = load_score(corpus / "schumann_clara" / "polonaise_op1n1.mxl")
+    assert len(long.bars) > len(short.bars) + 5
+
+    class NoAnswers:
+        def candidates(self, notes, slack=0.0):
+            return []
+
+    db = PieceList([short, long])
+    eng = Engine(db, identifier=NoAnswers())
+    late_s = float(long.notes["onset_s"][-20])
+    eng._seed(Hypothesis(1, late_s, 1.0, 0.9, 0.0), 0.0, "seed")
+    eng.process(np.zeros(2048, np.float32))
+    real = eng._follower.process_spec
+
+    def lost(spec):  # the tracker's verdict on this block: lost, near the end of the long piece
+        r = real(spec)
+        r.state[:] = 2
+        r.bar[:] = len(long.bars) - 1
+        return r
+
+    eng._follower.process_spec = lost
+    eng._last_hyps = [Hypothesis(0, 5.0, 1.0, 0.9, eng._t)]
+    pos = eng.process(np.zeros(2048, np.float32))[0]
+    assert eng.stats.reseeds == 1 and eng._follower_piece == 0
+    assert pos.state == "tracking" and pos.source == short.meta.source
+    assert pos.measure == short.measure_at(eng._to_q(0, eng._current.score_s))[0]
+    assert abs(eng._current.score_s - 5.0) < 0.5
