@@ -351,3 +351,28 @@ def test_a_reseed_into_another_piece_when_the_tracker_is_lost_shows_the_new_piec
     assert pos.state == "tracking" and pos.source == short.meta.source
     assert pos.measure == short.measure_at(eng._to_q(0, eng._current.score_s))[0]
     assert abs(eng._current.score_s - 5.0) < 0.5
+
+
+def test_identify_cli_on_audio_files(engine_db, soundfont, tmp_path, capsys):
+    """``companion identify`` transcribes audio inputs and asks with the audio parameters, many inputs
+    per process: a rendered excerpt is found at its bar; silence is "not in the database"."""
+    import argparse
+    import json
+
+    import soundfile as sf
+
+    from companion.commands import identify
+
+    seg = segment(engine_db, "Beethoven/Piano_Sonatas/5-1", 40.0, 8.0)
+    wav, quiet = tmp_path / "excerpt.wav", tmp_path / "silence.flac"
+    sf.write(wav, render(seg, soundfont), SR)
+    sf.write(quiet, np.zeros(3 * SR, np.float32), SR)
+    p = argparse.ArgumentParser()
+    identify.add_arguments(p)
+    assert identify.run(p.parse_args(["--db", str(engine_db.path), str(wav), str(quiet), "--json"])) == 0
+    lines = [json.loads(s) for s in capsys.readouterr().out.strip().splitlines()]
+    assert [ln["input"] for ln in lines] == [str(wav), str(quiet)]
+    best = lines[0]["matches"][0]
+    assert best["source"] == seg.source and best["transposition"] == 0
+    assert abs(int(best["measure"]) - int(seg.truth_measure[-1])) <= 1
+    assert lines[1]["matches"] == []

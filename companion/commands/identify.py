@@ -101,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
             db = Database.open(args.db)
         from companion.fingerprint.identify import Identifier, IdentifyParams
 
-        ident = Identifier(db)
-        audio_ident = Identifier(db, params=IdentifyParams.for_audio())
+        idents = {False: Identifier(db)}  # audio (True) made when first needed
     except (DatabaseError, ValueError, OSError) as exc:
         if args.json:
             _emit({"error": str(exc)})
@@ -115,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
         line: dict = {"input": path, "matches": []}
         try:
             notes = read_input_notes(path)
-            by = audio_ident if Path(path).suffix.lower() in AUDIO_SUFFIXES else ident
-            line["matches"] = [m.to_json() for m in by.identify(notes, top_k=args.top)]
+            audio = Path(path).suffix.lower() in AUDIO_SUFFIXES
+            if audio not in idents:
+                idents[audio] = Identifier(db, params=IdentifyParams.for_audio())
+            line["matches"] = [m.to_json() for m in idents[audio].identify(notes, top_k=args.top)]
         except ValueError as exc:
             line["error"] = str(exc)
             failed += 1
