@@ -36,13 +36,13 @@ Run (about 15 min on 2 cores; the first run also builds the database and renders
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import resource
 import sys
 import tempfile
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 

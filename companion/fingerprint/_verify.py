@@ -288,7 +288,7 @@ def _verify_one(qon_sorted, qpi_sorted, son, po, pitch_start, local, p, base, po
     pq, ps = _banded_lcs(qon, qpi, lo, hi, po, pitch_start, local, p, base, a, r, t, tc, band_s, band_slope)
     m = pq.shape[0]
     if m < 3:
-        return 0.0, a + r * qon[nq - 1], r, m, 0.0, ns
+        return 0.0, a + r * qon[nq - 1], r, m, 0.0, 0
     # tempo: least-squares slope over all pairs; end: the last pairs carried to the last onset (median)
     mq = pq.mean()
     ms = ps.mean()

@@ -202,7 +202,8 @@ class Identifier:
         self._po, self._pitch_start, self._local = pitch_runs(ix.note_onset_s, ix.note_pitch, ps)
 
     def threshold(self, n_notes: int) -> float:
-        """Confidence a hypothesis needs to be reported, for a query of ``n_notes`` notes."""
+        """Confidence a hypothesis needs to be reported, for a query of ``n_notes`` notes (a transposed
+        one needs ``transposed_margin`` more)."""
         return self.params.min_confidence + self.params.confidence_slope / np.sqrt(max(n_notes, 1))
 
     def reset(self) -> None:
