@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from companion.fingerprint.identify import f_beta
+
 log = logging.getLogger("companion.bench.audio_confidence")
 
 #: (β, a, b, transposed margin) rows of the table: the symbolic setting, then grids around the audio one
@@ -51,12 +53,6 @@ class Query:
     hyps: tuple[tuple[str, int, int, int, int], ...]
 
 
-def confidence(matched: np.ndarray, n_query: np.ndarray, n_score: np.ndarray, beta: float) -> np.ndarray:
-    """F-beta of the matched notes against the query's and the score's notes."""
-    b2 = beta * beta
-    return (1.0 + b2) * matched / np.maximum(b2 * n_score + n_query, 1)
-
-
 def decide(q: Query, beta: float, a: float, b: float, transposed_margin: float = 0.0,
            key_prior: float = 0.15) -> str | None:
     """The key of the best hypothesis passing ``a + b / sqrt(n)`` (plus ``transposed_margin`` for a
@@ -65,7 +61,7 @@ def decide(q: Query, beta: float, a: float, b: float, transposed_margin: float =
         return None
     keys = [h[0] for h in q.hyps]
     m, nq, ns, tr = (np.array([h[i] for h in q.hyps], float) for i in range(1, 5))
-    conf = confidence(m, nq, ns, beta)
+    conf = f_beta(m, nq, ns, beta)
     ok = conf >= a + b / np.sqrt(np.maximum(nq, 1)) + transposed_margin * (tr != 0)
     if not ok.any():
         return None

@@ -45,7 +45,7 @@ from companion.fingerprint._kernels import vote
 from companion.fingerprint._verify import pitch_runs, verify
 from companion.fingerprint.hashing import extract_triplets
 
-__all__ = ["IdentifyParams", "Identifier", "Candidate"]
+__all__ = ["IdentifyParams", "Identifier", "Candidate", "f_beta"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,13 @@ class IdentifyParams:
         """
         return replace(cls(f_beta=0.5, min_confidence=0.45, confidence_slope=0.6, transposed_margin=0.3),
                        **changes)
+
+
+def f_beta(matched, n_query, n_score, beta: float):
+    """The F-beta measure of ``matched`` notes against the query's and the score's notes in the matched
+    span, ``(1 + β²) m / (β² n_score + n_query)`` (the identifier's confidence, :attr:`IdentifyParams.f_beta`)."""
+    b2 = beta * beta
+    return (1.0 + b2) * np.asarray(matched) / np.maximum(b2 * np.asarray(n_score) + np.asarray(n_query), 1)
 
 
 @dataclass(frozen=True)
@@ -291,8 +298,7 @@ class Identifier:
             t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
             fp.chord_tolerance_s, p.n_grid1)
         if p.f_beta != 1.0:  # (with β = 1 this is ``f`` itself)
-            b2 = p.f_beta ** 2
-            f = np.where(f > 0, (1.0 + b2) * matched / np.maximum(b2 * n_score + len(qon), 1), 0.0)
+            f = np.where(f > 0, f_beta(matched, len(qon), n_score, p.f_beta), 0.0)
         out: list[Candidate] = []
         thr = self.threshold(len(qon)) + p.transposed_margin * (t_sq != 0)
         for k in np.flatnonzero(f >= thr - slack):
