@@ -440,17 +440,16 @@ def bench_sets(db, n_perf: int, offset: float, n_unknown_pieces: int, seed: int)
     return perfs, list({p.key: p for p in unknown}.values()), out_keys
 
 
-def leave_out_identifier(db, keys: set[str], params=None):
-    """An identifier over the database without the pieces in ``keys`` (twins included); ``params``:
-    its :class:`~companion.fingerprint.identify.IdentifyParams` (default: those for audio, as the
-    engine's)."""
+def leave_out_identifier(db, keys: set[str], params):
+    """An identifier over the database without the pieces in ``keys`` (twins included), with the
+    :class:`~companion.fingerprint.identify.IdentifyParams` ``params``."""
     from companion.bench.asap import piece_key
     from companion.db.subset import PieceSubset
-    from companion.fingerprint.identify import Identifier, IdentifyParams
+    from companion.fingerprint.identify import Identifier
 
     keep = [i for i, m in enumerate(db.metas) if piece_key(m.source) not in keys]
     log.info("leave-out index: %d of %d pieces", len(keep), len(db.metas))
-    return Identifier(PieceSubset(db, keep), params=params or IdentifyParams.for_audio())
+    return Identifier(PieceSubset(db, keep), params=params)
 
 
 def bench_realtime_cpu(db, ident, perf: Perf, renders, soundfont, seconds: float, params=None,
