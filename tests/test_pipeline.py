@@ -125,6 +125,28 @@ def test_midi_blocks_advance_through_pauses():
     assert out[0].notes["pitch"].tolist() == [60, 64]
 
 
+def test_benchmark_midi_excerpts_are_read_as_a_midi_file_is():
+    """The engine benchmark's MIDI input (``--midi``): the product's blocks, then silence to the clip's end;
+    a splice puts the second clip ``part_s`` after the first."""
+    from companion.bench.excerpts import MidiClip, MidiExcerpts
+    from companion.events import PERF_NOTE_DTYPE
+    from companion.pipeline import BLOCK_S
+
+    ex = MidiExcerpts()
+    a = MidiClip(np.array([(0.0, 60, 80), (0.5, 64, 80), (0.51, 67, 70)], PERF_NOTE_DTYPE), 2.0)
+    b = MidiClip(np.array([(0.2, 72, 90)], PERF_NOTE_DTYPE), 1.0)
+    x = ex.splice(a, b, 2.0)
+    assert ex.seconds(x) == 3.0 and x.notes["onset_s"][-1] == pytest.approx(2.2)
+    got = ex.blocks(x)
+    want = list(midi_blocks([NoteEvent(float(n["onset_s"]), int(n["pitch"]), int(n["velocity"])) for n in x.notes],
+                            step_s=BLOCK_S))
+    assert [g.end_s for g in got[:len(want)]] == [w.end_s for w in want]
+    assert all(np.array_equal(g.notes, w.notes) for g, w in zip(got, want))
+    assert np.allclose(np.diff([g.end_s for g in got]), BLOCK_S)
+    assert got[-1].end_s >= 3.0 > got[-2].end_s
+    assert sum(len(g.notes) for g in got) == 4
+
+
 def test_open_input_kinds_and_errors(tmp_path):
     from companion.audio.sources import AudioFileError, SoundDeviceSource
 

@@ -71,13 +71,14 @@ def decide(q: Query, beta: float, a: float, b: float, transposed_margin: float =
 
 def collect(db, offsets: list[float], lengths: list[float], n: int, soundfonts: list[str], cache: Path) -> list[Query]:
     from companion.bench import engine_bench as eb
+    from companion.bench.excerpts import SR, Renders
     from companion.bench.asap import piece_key
     from companion.fingerprint.identify import Identifier, IdentifyParams
     from companion.transcription.transcriber import Transcriber
 
     symbolic = IdentifyParams()
     ident = Identifier(db, params=symbolic)
-    renders = eb.Renders(cache)
+    renders = Renders(cache)
     tr = Transcriber()
     out: list[Query] = []
     for offset in offsets:
@@ -90,7 +91,7 @@ def collect(db, offsets: list[float], lengths: list[float], n: int, soundfonts: 
                     for _ in range(n):
                         p = pool[int(rng.integers(len(pool)))]
                         t0 = float(rng.uniform(0.0, max(0.0, p.duration_s - length - 2.0)))
-                        audio = renders.audio(p.perf, font)[int(t0 * eb.SR):int((t0 + length) * eb.SR)]
+                        audio = renders.audio(p.perf, font)[int(t0 * SR):int((t0 + length) * SR)]
                         notes = tr.transcribe(audio, online=False)
                         cands = idn.candidates(notes, slack=1.0) if len(notes) >= 3 else []
                         hyps = tuple((piece_key(idn.db.metas[c.piece].source), c.matched, c.n_query, c.n_score,

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
 
     from companion.bench import engine_bench as eb
+    from companion.bench.excerpts import SR, Renders
     from companion.bench.asap import SKIP_REASON, asap_root, piece_key
     from companion.fingerprint.identify import Identifier
     from companion.transcription.transcriber import Transcriber
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ident = Identifier(db)
     # the engine benchmark's tuning subset and left-out pieces (its defaults: 20 performances, 6, seed 1)
     known, unknown, out_keys = eb.bench_sets(db, 20, 0.5, 6, 1)
-    renders = eb.Renders(args.cache)
+    renders = Renders(args.cache)
     out_ident = eb.leave_out_identifier(db, set(out_keys), ident.params)
     tr = Transcriber()
     print(f"{args.length:.0f} s audio queries, {args.n} known + {args.n} unknown per soundfont "
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.n):
                 p = pool[int(r.integers(len(pool)))]
                 t0 = float(r.uniform(0.0, max(0.0, p.duration_s - args.length - 2.0)))
-                audio = renders.audio(p.perf, font)[int(t0 * eb.SR):int((t0 + args.length) * eb.SR)]
+                audio = renders.audio(p.perf, font)[int(t0 * SR):int((t0 + args.length) * SR)]
                 notes = tr.transcribe(audio, online=False)
                 cands = idn.candidates(notes, slack=0.4) if len(notes) >= 3 else []
                 if not cands:

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
-import os
 import resource
 import sys
 import tempfile
@@ -50,8 +50,8 @@ import numpy as np
 
 log = logging.getLogger("companion.bench.engine_bench")
 
-SR = 44100
-BLOCK = 2048
+from companion.bench.excerpts import BLOCK, SR, AudioExcerpts, MidiExcerpts, Renders
+
 PARTS = ("identify", "follow", "splice", "unknown", "piece", "cpu")
 DEFAULT_DB = Path(tempfile.gettempdir()) / "companion-bench" / "asap_db"
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "companion-bench" / "engine_render"
@@ -94,39 +94,6 @@ def load_perf(db, perf) -> Perf:
     bars = np.array([piece.bar_at(q) for q in gt.quarters], np.int64)
     return Perf(perf, piece_key(perf.folder), gt.onset_s, gt.measure, bars, piece.bars["number"],
                 float(gt.onset_s[-1]) + 2.0, piece.meta.source, pid)
-
-
-class Renders:
-    """Whole performances rendered per soundfont, cached as FLAC; the last few kept in memory."""
-
-    def __init__(self, cache: Path) -> None:
-        self.cache = cache
-        cache.mkdir(parents=True, exist_ok=True)
-        self._mem: dict[tuple[str, str], np.ndarray] = {}
-
-    def audio(self, perf, soundfont: str) -> np.ndarray:
-        import soundfile as sf
-
-        from companion.audio.render import render_midi
-
-        k = (perf.name, soundfont)
-        if k in self._mem:
-            return self._mem[k]
-        flac = self.cache / f"{perf.name.replace('/', '_')}_{soundfont}.flac"
-        if not flac.is_file():
-            with tempfile.TemporaryDirectory() as tmp:
-                wav = render_midi(perf.midi, Path(tmp) / "x.wav", soundfont)
-                x, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-                # written beside, then renamed: another benchmark process never reads a half-written file
-                part = flac.with_name(f"{flac.name}.{os.getpid()}.part")
-                sf.write(str(part), x.mean(axis=1), sr, format="FLAC")
-                os.replace(part, flac)
-        x, sr = sf.read(str(flac), dtype="float32")
-        assert sr == SR
-        if len(self._mem) >= 3:
-            self._mem.pop(next(iter(self._mem)))
-        self._mem[k] = x
-        return x
 
 
 def _ok(measure: str) -> set[str]:
@@ -213,11 +180,8 @@ def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf
 
 
 def _run_engine(engine, audio: np.ndarray) -> tuple[list, float]:
-    from companion.pipeline import run_offline
-
-    t0 = time.process_time()
-    pos = run_offline((audio[i:i + BLOCK] for i in range(0, len(audio), BLOCK)), engine)
-    return pos, time.process_time() - t0
+    """The engine over audio in :data:`BLOCK`-sample blocks: positions and process CPU seconds."""
+    return AudioExcerpts(None, "").run(engine, audio)
 
 
 def _pct(x) -> str:
@@ -229,12 +193,11 @@ def _sec(x) -> str:
 
 
 # ----------------------------------------------------------------------------------------- experiments
-def bench_identify(db, ident, perfs, renders, soundfont, lengths, n, rng) -> dict:
+def bench_identify(db, ident, perfs, ex, lengths, n, rng) -> dict:
+    """One query per excerpt of each length (``ex``: :class:`AudioExcerpts` or :class:`MidiExcerpts`)."""
     from companion.bench.asap import piece_key
     from companion.engine import score_axis
-    from companion.transcription.transcriber import Transcriber
 
-    tr = Transcriber()
     res = {}
     for length in lengths:
         rows = []
@@ -242,8 +205,7 @@ def bench_identify(db, ident, perfs, renders, soundfont, lengths, n, rng) -> dic
             p = perfs[int(rng.integers(len(perfs)))]
             t0 = float(rng.uniform(0.0, max(0.0, p.duration_s - length - 2.0)))
             sel = np.flatnonzero((p.onset >= t0) & (p.onset < t0 + length))
-            audio = renders.audio(p.perf, soundfont)[int(t0 * SR):int((t0 + length) * SR)]
-            notes = tr.transcribe(audio, online=False)
+            notes = ex.notes(ex.cut(p.perf, t0, t0 + length))
             ms = ident.identify(notes, top_k=5) if len(notes) else []
             if len(sel) == 0:
                 continue
@@ -264,11 +226,11 @@ def bench_identify(db, ident, perfs, renders, soundfont, lengths, n, rng) -> dic
         a = np.array(rows, bool).reshape(-1, 4)
         res[length] = {"n": len(a), "piece": a[:, 0].mean(), "bar": a[:, 1].mean(), "bar_tie": a[:, 2].mean(),
                        "bar_axis": a[:, 3].mean()}
-        log.info("%s identify %.0f s: %s", soundfont, length, res[length])
+        log.info("%s identify %.0f s: %s", ex.name, length, res[length])
     return res
 
 
-def bench_follow(engine, perfs, renders, soundfont, length, n, rng, db=None) -> dict:
+def bench_follow(engine, perfs, ex, length, n, rng, db=None) -> dict:
     """60 s runs from random starts. ``engine``: an :class:`~companion.engine.Engine`, or a function
     ``engine(perf) -> Engine`` (a new one per run: the piece mode of ``companion follow --piece``)."""
     firsts, shares, after, cpu, audio_s = [], [], [], 0.0, 0.0
@@ -279,12 +241,12 @@ def bench_follow(engine, perfs, renders, soundfont, length, n, rng, db=None) -> 
     for _ in range(n):
         p = cands[int(rng.integers(len(cands)))]
         t0 = float(rng.uniform(0.0, p.duration_s - length - 2.0))
-        audio = renders.audio(p.perf, soundfont)[int(t0 * SR):int((t0 + length) * SR)]
+        x = ex.cut(p.perf, t0, t0 + length)
         if make is not None:
             engine = make(p)
-        pos, c = _run_engine(engine, audio)
+        pos, c = ex.run(engine, x)
         cpu += c
-        audio_s += len(audio) / SR
+        audio_s += ex.seconds(x)
         m = (p.onset >= t0) & (p.onset < t0 + length)
         tt = p.onset[m] - t0
         ok = _shown_right(pos, tt, p.measure[m], [p.key] * int(m.sum()))
@@ -301,7 +263,7 @@ def bench_follow(engine, perfs, renders, soundfont, length, n, rng, db=None) -> 
             cnt = np.bincount(b, minlength=len(CAUSES)) / len(b)
             causes += cnt
             why = " ".join(f"{c}={100 * v:.0f}" for c, v in zip(CAUSES, cnt) if v > 0)
-        log.info("%s follow %s @%.1f: first %.2f share %.3f (seeds %d, reseeds %d, losses %d) %s", soundfont,
+        log.info("%s follow %s @%.1f: first %.2f share %.3f (seeds %d, reseeds %d, losses %d) %s", ex.name,
                  p.perf.name, t0, first, shares[-1], st.seeds, st.reseeds, st.losses, why)
     f = np.array(firsts)
     return {"n": len(f), "median_first": float(np.median(f)), "p90_first": float(np.percentile(f, 90)),
@@ -311,7 +273,7 @@ def bench_follow(engine, perfs, renders, soundfont, length, n, rng, db=None) -> 
             "audio_s": audio_s}
 
 
-def bench_splices(engine, perfs, renders, soundfont, part_s, n, rng,
+def bench_splices(engine, perfs, ex, part_s, n, rng,
                   kinds: tuple[str, ...] = ("forward", "backward", "change")) -> dict:
     """Recovery after splices. ``engine`` as for :func:`bench_follow` (a function of the first
     part's performance: piece mode)."""
@@ -348,64 +310,57 @@ def bench_splices(engine, perfs, renders, soundfont, part_s, n, rng,
                 break
             else:
                 continue
-            a1 = renders.audio(p.perf, soundfont)[int(t1 * SR):int((t1 + part_s) * SR)]
-            a1 = np.pad(a1, (0, int(part_s * SR) - len(a1)))
-            a2 = renders.audio(q.perf, soundfont)[int(t2 * SR):int((t2 + part_s) * SR)]
+            x = ex.splice(ex.cut(p.perf, t1, t1 + part_s), ex.cut(q.perf, t2, t2 + part_s), part_s)
             if make is not None:
                 engine = make(p)
-            pos, _ = _run_engine(engine, np.concatenate([a1, a2]))
+            pos, _ = ex.run(engine, x)
             m = (q.onset >= t2) & (q.onset < t2 + part_s)
             tt = q.onset[m] - t2 + part_s
             ok = _shown_right(pos, tt, q.measure[m], [q.key] * int(m.sum()))
             rec = float(tt[np.argmax(ok)] - part_s) if ok.any() else np.inf
             recs.append(rec)
-            log.info("%s splice %s %s@%.1f -> %s@%.1f: %.2f", soundfont, kind, p.perf.name, t1, q.perf.name, t2, rec)
+            log.info("%s splice %s %s@%.1f -> %s@%.1f: %.2f", ex.name, kind, p.perf.name, t1, q.perf.name, t2, rec)
         r = np.array(recs)
         out[kind] = {"n": len(r), "median": float(np.median(r)) if len(r) else np.nan,
                      "p90": float(np.percentile(r, 90)) if len(r) else np.nan, "never": int(np.isinf(r).sum())}
     return out
 
 
-def bench_unknown(db, perfs_out, renders, soundfont, lengths, n, rng) -> dict:
+def bench_unknown(db, perfs_out, ex, lengths, n, rng) -> dict:
     """Queries from pieces left out of the index: share rejected (``[]``)."""
-    from companion.transcription.transcriber import Transcriber
-
-    tr = Transcriber()
     res = {}
     for length in lengths:
         rejected, wrong = [], []
         for _ in range(n):
             p = perfs_out["perfs"][int(rng.integers(len(perfs_out["perfs"])))]
             t0 = float(rng.uniform(0.0, max(0.0, p.duration_s - length - 2.0)))
-            audio = renders.audio(p.perf, soundfont)[int(t0 * SR):int((t0 + length) * SR)]
-            notes = tr.transcribe(audio, online=False)
+            notes = ex.notes(ex.cut(p.perf, t0, t0 + length))
             ms = perfs_out["ident"].identify(notes, top_k=1) if len(notes) >= 3 else []
             rejected.append(not ms)
             if ms:
                 wrong.append(ms[0].confidence)
         res[length] = {"n": len(rejected), "rejected": float(np.mean(rejected)),
                        "max_conf_accepted": max(wrong) if wrong else None}
-        log.info("%s unknown %.0f s: %s", soundfont, length, res[length])
+        log.info("%s unknown %.0f s: %s", ex.name, length, res[length])
     return res
 
 
-def bench_unknown_engine(out_ident, perfs_out, renders, soundfont, length, n, rng, params=None,
+def bench_unknown_engine(out_ident, perfs_out, ex, length, n, rng, params=None,
                          tracker_params=None) -> dict:
     """The engine on ``length`` s excerpts of pieces left out of the index: runs that never seed, and
     the share of positions that show a (necessarily wrong) piece."""
     from companion.engine import Engine
 
-    engine = Engine(out_ident.db, identifier=out_ident, params=params, tracker_params=tracker_params)
+    engine = Engine(out_ident.db, identifier=out_ident, params=params, tracker_params=tracker_params, midi=ex.midi)
     never, shown = [], []
     for _ in range(n):
         p = perfs_out[int(rng.integers(len(perfs_out)))]
         t0 = float(rng.uniform(0.0, max(0.0, p.duration_s - length - 2.0)))
-        audio = renders.audio(p.perf, soundfont)[int(t0 * SR):int((t0 + length) * SR)]
-        pos, _ = _run_engine(engine, audio)
+        pos, _ = ex.run(engine, ex.cut(p.perf, t0, t0 + length))
         never.append(engine.stats.seeds == 0)
         shown.append(np.mean([q.state == "tracking" for q in pos]))
     res = {"n": n, "never_seeded": float(np.mean(never)), "tracking_share": float(np.mean(shown))}
-    log.info("%s unknown engine %.0f s: %s", soundfont, length, res)
+    log.info("%s unknown engine %.0f s: %s", ex.name, length, res)
     return res
 
 
@@ -522,8 +477,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tracker-param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a TrackerParams field of the engine's tracker (tuning runs; repeatable)")
     ap.add_argument("--ident-param", action="append", default=[], metavar="NAME=VALUE",
-                    help="override an IdentifyParams field of IdentifyParams.for_audio() (tuning runs; repeatable)")
+                    help="override an IdentifyParams field of IdentifyParams.for_audio() (IdentifyParams() with "
+                         "--midi; tuning runs; repeatable)")
+    ap.add_argument("--midi", action="store_true",
+                    help="feed the performance MIDI itself (a digital piano) instead of rendered audio: the same "
+                         "excerpts as the first soundfont's, the symbolic identifier, no transcriber")
     ap.add_argument("--out", type=Path, help="write the markdown report here too")
+    ap.add_argument("--json", type=Path, help="write the results of the parts run to this JSON file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
 
@@ -535,56 +495,62 @@ def main(argv: list[str] | None = None) -> int:
     if asap_root() is None:
         print(SKIP_REASON)
         return 0
-    fonts = [f for f in args.soundfonts if f in available_soundfonts()]
+    fonts = ["midi"] if args.midi else [f for f in args.soundfonts if f in available_soundfonts()]
     if not fonts:
         print("no soundfont available (fluidsynth and Debian's soundfonts are needed)")
         return 0
     t_start = time.time()
     db = ensure_asap_db(args.db)
-    ident_params = engine_params(IdentifyParams, args.ident_param, IdentifyParams.for_audio())
+    ident_params = engine_params(IdentifyParams, args.ident_param,
+                                 IdentifyParams() if args.midi else IdentifyParams.for_audio())
     ident = Identifier(db, params=ident_params)
     perfs, unknown_perfs, out_keys = bench_sets(db, args.n_perf, args.offset, args.n_unknown_pieces, args.seed)
     renders = Renders(args.cache)
     from companion.tracking.oltw import TrackerParams
 
     engine = Engine(db, identifier=ident, params=engine_params(EngineParams, args.param),
-                    tracker_params=engine_params(TrackerParams, args.tracker_param))
+                    tracker_params=engine_params(TrackerParams, args.tracker_param), midi=args.midi)
     out_ident = leave_out_identifier(db, set(out_keys), ident_params)
     results = {}
     for sf_i, font in enumerate(fonts):
+        ex = MidiExcerpts() if args.midi else AudioExcerpts(renders, font)
         r = {}
         # one generator per experiment, so that --parts picks the same excerpts as a full run
         rng = {part: np.random.default_rng([args.seed, sf_i, k]) for k, part in enumerate(PARTS)}
         if "identify" in args.parts:
-            r["identify"] = bench_identify(db, ident, perfs, renders, font, args.lengths, args.n_id, rng["identify"])
+            r["identify"] = bench_identify(db, ident, perfs, ex, args.lengths, args.n_id, rng["identify"])
         if "follow" in args.parts:
-            r["follow"] = bench_follow(engine, perfs, renders, font, args.follow_s, args.n_follow, rng["follow"], db)
+            r["follow"] = bench_follow(engine, perfs, ex, args.follow_s, args.n_follow, rng["follow"], db)
         if "splice" in args.parts:
-            r["splice"] = bench_splices(engine, perfs, renders, font, args.part_s, args.n_splice, rng["splice"])
+            r["splice"] = bench_splices(engine, perfs, ex, args.part_s, args.n_splice, rng["splice"])
         if "unknown" in args.parts:
-            r["unknown"] = bench_unknown(db, {"perfs": unknown_perfs, "ident": out_ident}, renders, font,
+            r["unknown"] = bench_unknown(db, {"perfs": unknown_perfs, "ident": out_ident}, ex,
                                          [5.0, 10.0], args.n_unknown, rng["unknown"])
-            r["unknown_engine"] = bench_unknown_engine(out_ident, unknown_perfs, renders, font, 30.0,
+            r["unknown_engine"] = bench_unknown_engine(out_ident, unknown_perfs, ex, 30.0,
                                                        args.n_unknown_engine, rng["unknown"], engine.params,
                                                        engine.tracker_params)
         if "piece" in args.parts:  # companion follow --piece: a new engine in piece mode per run
             def in_piece(p, _tr=engine.transcriber):
                 return Engine(db, piece=p.pid, transcriber=_tr, params=engine.params,
-                              tracker_params=engine.tracker_params)
+                              tracker_params=engine.tracker_params, midi=args.midi)
 
             # the follow part's excerpts (its generator, anew): the two modes compare run by run
             same = np.random.default_rng([args.seed, sf_i, PARTS.index("follow")])
-            r["piece"] = bench_follow(in_piece, perfs, renders, font, args.follow_s, args.n_follow, same)
+            r["piece"] = bench_follow(in_piece, perfs, ex, args.follow_s, args.n_follow, same)
             same = np.random.default_rng([args.seed, sf_i, PARTS.index("splice")])
-            r["piece_splice"] = bench_splices(in_piece, perfs, renders, font, args.part_s, args.n_splice, same,
+            r["piece_splice"] = bench_splices(in_piece, perfs, ex, args.part_s, args.n_splice, same,
                                               kinds=("forward", "backward"))
         results[font] = r
         log.info("%s: %s", font, r)
     rt_cpu = None
-    if "cpu" in args.parts:
+    if "cpu" in args.parts and not args.midi:
         rt_cpu = bench_realtime_cpu(db, ident, perfs[0], renders, fonts[0], args.realtime_s, engine.params,
                                     engine.tracker_params)
         log.info("threaded pipeline at real time: %.3f CPU s per audio s", rt_cpu)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"argv": argv or sys.argv[1:], "results": results, "realtime_cpu": rt_cpu},
+                                        indent=1, default=lambda x: x.tolist() if isinstance(x, np.ndarray) else float(x)))
     if set(args.parts) != set(PARTS):
         return 0
     report = _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, db,
@@ -597,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _follow_table(fonts, results, part: str) -> list[str]:
-    L = ["| soundfont | n | first right bar: median | p90 | never | notes in right bar (whole minute) "
+    L = ["| input | n | first right bar: median | p90 | never | notes in right bar (whole minute) "
          "| after the first right bar | engine CPU s / audio s |", "|---|---|---|---|---|---|---|---|"]
     for f in fonts:
         v = results[f][part]
@@ -607,7 +573,7 @@ def _follow_table(fonts, results, part: str) -> list[str]:
 
 
 def _splice_table(fonts, results, part: str) -> list[str]:
-    L = ["| soundfont | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
+    L = ["| input | splice | n | median recovery | p90 | never |", "|---|---|---|---|---|---|"]
     for f in fonts:
         for kind, v in results[f][part].items():
             L.append(f"| {f} | {kind} | {v['n']} | {_sec(v['median'])} | {_sec(v['p90'])} | {v['never']} |")
@@ -615,29 +581,34 @@ def _splice_table(fonts, results, part: str) -> list[str]:
 
 
 def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, db, wall_s) -> str:
-    cmd = "nice -n 10 .venv/bin/python -m companion.bench.engine_bench " + " ".join(argv or sys.argv[1:])
-    L = ["# Companion engine benchmark (issue 5)", "",
+    cmd = "nice -n 5 .venv/bin/python -m companion.bench.engine_bench " + " ".join(argv or sys.argv[1:])
+    inputs = ("Input: the performance MIDI files themselves (what a digital piano sends), the same excerpts "
+              "as the first soundfont's of the audio report, in note blocks of 2048 / 44100 s; the symbolic "
+              "identifier (`IdentifyParams()`), no transcriber." if args.midi else
+              f"Soundfonts: {', '.join(fonts)}; performances rendered whole with their pedalling.")
+    L = ["# Companion engine benchmark (issue 5)" + (": MIDI input" if args.midi else ""), "",
          f"Command: `{cmd.strip()}` (wall time {wall_s / 60:.1f} min on this 2-core machine, shared).", "",
-         f"Database: all {len(db.metas)} ASAP scores ({db.n_notes} notes), `{args.db}`. Soundfonts: "
-         f"{', '.join(fonts)}. Performances: {len(perfs)} robustly aligned Chopin/Beethoven performances "
-         "of distinct pieces (`follow_bench.select`), rendered whole with their pedalling; excerpts at "
+         f"Database: all {len(db.metas)} ASAP scores ({db.n_notes} notes), `{args.db}`. {inputs} "
+         f"Performances: {len(perfs)} robustly aligned Chopin/Beethoven performances "
+         "of distinct pieces (`follow_bench.select`); excerpts at "
          f"seeded random times (seed {args.seed}).", "",
          "Performances: " + ", ".join(p.perf.name for p in perfs) + ".", "",
-         "## Identification from audio (transcribe the excerpt, one query)", "",
-         "| soundfont | excerpt | n | right piece | piece + bar ±1 (top-1) | piece + bar ±1 (ties) "
+         "## Identification " + ("from the played notes (one query)" if args.midi else
+                                 "from audio (transcribe the excerpt, one query)"), "",
+         "| input | excerpt | n | right piece | piece + bar ±1 (top-1) | piece + bar ±1 (ties) "
          "| piece + bar ±1 (top-1, engine's score axis) |",
          "|---|---|---|---|---|---|---|"]
     for f in fonts:
         for length, v in results[f]["identify"].items():
             L.append(f"| {f} | {length:.0f} s | {v['n']} | {_pct(v['piece'])} | {_pct(v['bar'])} | "
                      f"{_pct(v['bar_tie'])} | {_pct(v.get('bar_axis'))} |")
-    L += ["", f"Targets (5 s): right piece ≥ 95 %, bar ±1 ≥ 90 %.", "",
+    L += ["", "Targets (5 s): right piece ≥ 95 %, bar ±1 ≥ 90 %.", "",
           f"## Following {args.follow_s:.0f} s excerpts from random starts (engine, {BLOCK}-sample blocks)", "",
           *_follow_table(fonts, results, "follow")]
     L += ["", "Targets: median time to the first right bar ≤ 3 s; ≥ 90 % of notes in the right bar over the "
           "minute.", "", "Where the notes of the minute were shown (share of the notes, mean over the runs; "
           "\"wrong seed\": the last seed or re-seed before the note was already > 8 bars off):", "",
-          "| soundfont | " + " | ".join(CAUSES) + " | seeds + re-seeds / min | tracker lost / min |",
+          "| input | " + " | ".join(CAUSES) + " | seeds + re-seeds / min | tracker lost / min |",
           "|---" * (len(CAUSES) + 3) + "|"]
     for f in fonts:
         v = results[f]["follow"]
@@ -659,7 +630,7 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
           *_splice_table(fonts, results, "piece_splice")]
     L += ["", "## Pieces not in the database", "",
           f"Left out of a second index (twins too): {', '.join(out_keys)}.", "",
-          "| soundfont | excerpt | n | rejected (\"not in database\") | highest confidence accepted |",
+          "| input | excerpt | n | rejected (\"not in database\") | highest confidence accepted |",
           "|---|---|---|---|---|"]
     for f in fonts:
         for length, v in results[f]["unknown"].items():
@@ -667,7 +638,7 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
             L.append(f"| {f} | {length:.0f} s | {v['n']} | {_pct(v['rejected'])} | {mc} |")
     L += ["", "The engine on 30 s excerpts of the left-out pieces (about 60 queries per run; it seeds on a "
           "clear hypothesis or on two consecutive agreeing ones):", "",
-          "| soundfont | n | runs never identified | share of positions showing a piece |", "|---|---|---|---|"]
+          "| input | n | runs never identified | share of positions showing a piece |", "|---|---|---|---|"]
     for f in fonts:
         v = results[f]["unknown_engine"]
         L.append(f"| {f} | {v['n']} | {_pct(v['never_seeded'])} | {_pct(v['tracking_share'])} |")
@@ -675,7 +646,8 @@ def _report(args, argv, fonts, results, rt_cpu, perfs, unknown_perfs, out_keys, 
     L += ["", "Target: ≥ 95 % rejected.", "", "## CPU", "",
           "| mode | CPU s per audio s |", "|---|---|",
           f"| engine offline (mean over the 60 s runs) | {cpu_off:.3f} |",
-          f"| threaded pipeline paced in real time ({args.realtime_s:.0f} s file, all threads) | {rt_cpu:.3f} |",
+          f"| threaded pipeline paced in real time ({args.realtime_s:.0f} s file, all threads) | "
+          + ("not run (MIDI)" if rt_cpu is None else f"{rt_cpu:.3f}") + " |",
           "", "Target: the whole pipeline ≤ 0.5 (50 % of one core).", ""]
     return "\n".join(L)
 
