@@ -408,7 +408,7 @@ def test_midi_spectrogram_is_blockwise_and_in_tune():
 
 
 def test_follows_a_midi_performance(window, asap, app):
-    """A MIDI file (as a MIDI keyboard would send it) is followed through the chroma tracker."""
+    """A MIDI file (as a MIDI keyboard would send it) is followed in the chosen piece (the engine's piece mode)."""
     from companion.bench.asap import load_alignment, performances
     from companion.bench.gui_bench import ground_truth_bar
 

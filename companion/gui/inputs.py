@@ -1,10 +1,10 @@
 """What the window can listen to, and the follow jobs it starts (no Qt here).
 
 A job is a callable ``job(stop_event) -> iterable of position dicts`` that the
-:class:`~companion.gui.bridge.Bridge` runs in its worker thread. With a chosen piece, the job follows
-it with the chroma tracker (audio, or MIDI rendered to spectrogram frames); without one, the engine
-(:mod:`companion.engine`, issue 5) identifies the piece while listening and follows it, re-identifying
-after jumps; its positions name the piece (``source``), and the window opens it.
+:class:`~companion.gui.bridge.Bridge` runs in its worker thread. Every job runs the engine
+(:mod:`companion.engine`, issue 5): without a chosen piece it identifies the piece while listening and
+follows it, re-identifying after jumps, and its positions name the piece (``source``), which the window
+opens; with a chosen piece it follows that piece from any bar (the engine's piece mode).
 """
 
 from __future__ import annotations
@@ -54,13 +54,11 @@ def audio_job(blocks: Callable[[Any], Iterable], *, piece: Piece | None, db: Any
 
 def midi_job(notes: Callable[[Any], Any], *, piece: Piece | None, db: Any, levels: LatestQueue,
              stop_at_s: float | None = None, finite: bool = True) -> Job:
-    """Follow MIDI notes in ``piece`` (``notes(stop)``: a :class:`~companion.audio.midi.MidiSource`);
-    with a ``db`` instead, the engine identifies the piece from the notes and follows it."""
-    from companion.gui.midi_follow import midi_positions
-
-    if db is None:
-        return lambda stop: midi_positions(piece, notes(stop), on_level=levels.put, stop_at_s=stop_at_s,
-                                           stop=stop)
+    """Follow MIDI notes (``notes(stop)``: a :class:`~companion.audio.midi.MidiSource`) through the
+    engine, which matches the played notes to the score's: with a ``db``, it identifies the piece
+    from the notes and follows it; without one, it follows ``piece`` from the first note, or from
+    wherever the identifier (restricted to the piece) finds the player (its piece mode, as
+    ``companion follow --piece`` on a MIDI input)."""
 
     def note_blocks(stop):
         from companion.pipeline import Input, blocks
@@ -72,6 +70,14 @@ def midi_job(notes: Callable[[Any], Any], *, piece: Piece | None, db: Any, level
             if stop_at_s is not None and nb.end_s >= stop_at_s:
                 return
 
+    if db is None:
+        def in_piece(stop):
+            from companion.db.subset import PieceList
+
+            return _engine_positions(PieceList([piece]), note_blocks(stop), midi=True, finite=finite, stop=stop,
+                                     piece=0)
+
+        return in_piece
     return lambda stop: _engine_positions(db, note_blocks(stop), midi=True, finite=finite, stop=stop)
 
 
