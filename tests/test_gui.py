@@ -381,32 +381,6 @@ def test_identifies_the_demo_then_follows_it(window, tmp_path, app):
     assert window.view.highlighted_id == str(window.piece.bars["measure_id"][bar])
 
 
-def test_midi_spectrogram_is_blockwise_and_in_tune():
-    from companion.gui.midi_follow import MidiSpectrogram
-    from companion.tracking.chroma import AudioChroma
-
-    notes = [(0.10, 60, 80), (0.50, 64, 70), (0.52, 67, 90), (1.30, 45, 60)]
-    whole = MidiSpectrogram()
-    for n in notes:
-        whole.add(*n)
-    full = whole.process(2.0)
-    assert full.shape == (200, 1025) and full.dtype == np.float32
-    blocks = MidiSpectrogram()
-    parts, i = [], 0
-    for until in (0.05, 0.3, 0.51, 0.9, 1.31, 2.0):  # notes added as they arrive, frames in blocks
-        while i < len(notes) and notes[i][0] < until:
-            blocks.add(*notes[i])
-            i += 1
-        parts.append(blocks.process(until))
-    assert np.allclose(np.concatenate(parts), full)
-    feats, silent = AudioChroma().process(full)
-    assert silent[:10].all() and not silent[10:].any()
-    assert not feats[20:125, :12].any()  # nothing below C3 yet: the bass chroma stays empty
-    assert int(np.argmax(feats[150, :12])) == 9  # then A2: pitch class A in the bass chroma
-    assert int(np.argmax(feats[20, 12:24])) == 0  # C4 alone: pitch class C (treble chroma)
-    assert set(np.argsort(feats[80, 12:24])[-3:]) == {0, 4, 7}  # C, E, G ringing together
-
-
 def test_follows_a_midi_performance(window, asap, app):
     """A MIDI file (as a MIDI keyboard would send it) is followed in the chosen piece (the engine's piece mode)."""
     from companion.bench.asap import load_alignment, performances

@@ -4,13 +4,15 @@ themselves instead of rendered audio.
 
 Followers, on the same files in the same run:
 
-* **tracker on the notes**: the chroma tracker reading the notes as spectrogram frames
-  (:func:`companion.gui.midi_follow.midi_positions`, the window's known-piece MIDI path until
-  2026-12-03), from the first note of the score, one position per note;
-* **engine, piece mode**: ``companion follow --piece`` on a MIDI input (:class:`companion.engine.Engine`
-  with ``midi=True``, restricted to the piece: the identifier finds the place, played notes are
-  matched to score notes), positions every 2048 / 44100 s;
+* **engine, piece mode**: ``companion follow --piece`` on a MIDI input, and the window with a chosen
+  piece and a keyboard (:class:`companion.engine.Engine` with ``midi=True``, restricted to the piece:
+  the position starts at the first note, played notes are matched to score notes, the identifier
+  re-seeds where the player is), positions every 2048 / 44100 s;
 * **engine, whole database**: ``companion follow`` without ``--piece`` (identify first), the same.
+
+Until 2026-12-03 the window followed a keyboard in a chosen piece with the chroma tracker reading the
+notes as spectrogram frames (``companion/gui/midi_follow.py``, removed); its row in BENCHMARKS.md was
+measured with this tool at commit 2835b7d.
 
 A note counts as shown in its right bar when the latest position available at its onset (the
 positions computed from the notes before it) is in its bar; "lost" and searching count as wrong.
@@ -31,7 +33,7 @@ import numpy as np
 
 log = logging.getLogger("companion.bench.midi_follow_bench")
 
-FOLLOWERS = ("tracker on the notes", "engine, piece mode", "engine, whole database")
+FOLLOWERS = ("engine, piece mode", "engine, whole database")
 
 
 def _positions_arrays(rows: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,14 +43,6 @@ def _positions_arrays(rows: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndar
     q = np.array([r["score_quarters"] if k else np.nan for r, k in zip(rows, ok)], float)
     m = np.array([r["measure"] if k else None for r, k in zip(rows, ok)], dtype=object)
     return t, q, m
-
-
-def follow_tracker(piece, notes: np.ndarray) -> list[dict]:
-    from companion.events import NoteEvent
-    from companion.gui.midi_follow import midi_positions
-
-    events = [NoteEvent(float(n["onset_s"]), int(n["pitch"]), int(n["velocity"])) for n in notes]
-    return list(midi_positions(piece, events))
 
 
 def follow_engine(engine, clip) -> list[dict]:
@@ -93,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         for name in FOLLOWERS:
             c0 = time.process_time()
             if name == FOLLOWERS[0]:
-                rows = follow_tracker(piece, clip.notes)
-            elif name == FOLLOWERS[1]:
                 rows = follow_engine(Engine(db, piece=pid, midi=True, params=params), clip)
             else:
                 rows = follow_engine(whole, clip)

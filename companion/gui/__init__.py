@@ -13,5 +13,4 @@ Qt-free helpers (tested without a display):
 
 * :mod:`~companion.gui.worker` - the follow thread, the keep-latest mailbox, identify-then-follow
 * :mod:`~companion.gui.inputs` - the follow jobs for audio and MIDI inputs
-* :mod:`~companion.gui.midi_follow` - MIDI note events rendered to spectrogram frames for the tracker
 """
