@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["db", "identify", "transcription", "tracking", "engine", "gui"]
+ORDER = ["db", "identify", "transcription", "tracking", "engine", "midi", "gui"]
 
 
 def main() -> None:
