@@ -103,7 +103,10 @@ def _ok(measure: str) -> set[str]:
     return out
 
 
-def _shown_right(positions, truth_t, truth_measure, truth_key) -> np.ndarray:
+def _shown_right(positions, truth_t, truth_measure, truth_key, truth_source=None, twins=None) -> np.ndarray:
+    """Per ground-truth note: the piece (twins count as one) and bar on show (state "tracking") at its
+    onset. In a twin of the truth's score (``truth_source``) the bar must be the truth's as the twins
+    align (:class:`~companion.bench.twins.TwinBars`), with ``twins``; without, equal numbers."""
     from companion.bench.asap import piece_key
 
     ts = np.array([p.t for p in positions])
@@ -117,7 +120,11 @@ def _shown_right(positions, truth_t, truth_measure, truth_key) -> np.ndarray:
         if p.state != "tracking" or p.source is None:
             continue
         pk = keys.get(p.source) or keys.setdefault(p.source, piece_key(p.source))
-        out[i] = pk == key and p.measure == m
+        if twins is None or truth_source is None:
+            out[i] = pk == key and p.measure == m
+        else:
+            src = truth_source[i] if isinstance(truth_source, (list, np.ndarray)) else truth_source
+            out[i] = pk == key and twins.same(p.source, p.measure, src, m)
     return out
 
 
@@ -126,7 +133,7 @@ CAUSES = ("right", "before the first seed", "searching / lost", "wrong piece", "
           "> 8 bars off, wrong seed", "> 8 bars off, drift")
 
 
-def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf", db) -> np.ndarray:
+def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf", db, twins=None) -> np.ndarray:
     """Why each ground-truth note was (not) shown in its right bar: an index into :data:`CAUSES`.
 
     A note before the engine's first seed counts there whatever is shown; a position far off (more
@@ -159,7 +166,8 @@ def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf
         p = positions[kk] if kk >= 0 else None
         if n_seed == 0:
             right = p is not None and p.state == "tracking" and p.source is not None \
-                and piece_key(p.source) == perf.key and p.measure == truth_measure[i]
+                and piece_key(p.source) == perf.key and (p.measure == truth_measure[i] if twins is None else
+                                                         twins.same(p.source, p.measure, perf.source, truth_measure[i]))
             out[i] = 0 if right else 1
             continue
         if p is None or p.state != "tracking" or p.source is None or p.score_quarters is None:
@@ -168,9 +176,10 @@ def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf
         if piece_key(p.source) != perf.key:
             out[i] = 3
             continue
-        if p.measure == truth_measure[i]:  # as _shown_right (another pass of a repeat counts)
+        if p.measure == truth_measure[i] if twins is None else \
+                twins.same(p.source, p.measure, perf.source, truth_measure[i]):  # as _shown_right
             continue
-        if p.source != perf.source:  # a twin
+        if p.source != perf.source:  # a twin, not at the truth's bar
             out[i] = 5
             continue
         piece = piece or db.piece(perf.pid)
@@ -193,8 +202,9 @@ def _sec(x) -> str:
 
 
 # ----------------------------------------------------------------------------------------- experiments
-def bench_identify(db, ident, perfs, ex, lengths, n, rng) -> dict:
-    """One query per excerpt of each length (``ex``: :class:`AudioExcerpts` or :class:`MidiExcerpts`)."""
+def bench_identify(db, ident, perfs, ex, lengths, n, rng, twins=None) -> dict:
+    """One query per excerpt of each length (``ex``: :class:`AudioExcerpts` or :class:`MidiExcerpts`).
+    A match in a twin of the performance's score counts at the bars the twins align (``twins``)."""
     from companion.bench.asap import piece_key
     from companion.engine import score_axis
 
@@ -210,10 +220,15 @@ def bench_identify(db, ident, perfs, ex, lengths, n, rng) -> dict:
             if len(sel) == 0:
                 continue
             ok_m = _ok(str(p.measure[sel[-1]]))
+
+            def at_bar(source, measure, ok_m=ok_m, p=p):
+                return any(twins.same(source, measure, p.source, m) for m in ok_m) if twins is not None \
+                    else measure in ok_m
+
             top = ms[0] if ms else None
             piece_ok = top is not None and piece_key(top.source) == p.key
-            bar_ok = piece_ok and top.measure in ok_m
-            tie_ok = any(piece_key(m.source) == p.key and m.measure in ok_m for m in ms
+            bar_ok = piece_ok and at_bar(top.source, top.measure)
+            tie_ok = any(piece_key(m.source) == p.key and at_bar(m.source, m.measure) for m in ms
                          if m.confidence >= top.confidence - 0.02) if top else False
             # the bar as the engine maps the same top hypothesis (its own score axis, see score_axis)
             cands = ident.candidates(notes) if len(notes) else []
@@ -221,7 +236,7 @@ def bench_identify(db, ident, perfs, ex, lengths, n, rng) -> dict:
             if cands and piece_key(db.metas[cands[0].piece].source) == p.key:
                 pc = db.piece(cands[0].piece)
                 s_ax, q_ax = score_axis(pc)
-                axis_ok = pc.measure_at(float(np.interp(cands[0].score_end_s, s_ax, q_ax)))[0] in ok_m
+                axis_ok = at_bar(pc.meta.source, pc.measure_at(float(np.interp(cands[0].score_end_s, s_ax, q_ax)))[0])
             rows.append((piece_ok, bar_ok, tie_ok, axis_ok))
         a = np.array(rows, bool).reshape(-1, 4)
         res[length] = {"n": len(a), "piece": a[:, 0].mean(), "bar": a[:, 1].mean(), "bar_tie": a[:, 2].mean(),
@@ -230,7 +245,7 @@ def bench_identify(db, ident, perfs, ex, lengths, n, rng) -> dict:
     return res
 
 
-def bench_follow(engine, perfs, ex, length, n, rng, db=None) -> dict:
+def bench_follow(engine, perfs, ex, length, n, rng, db=None, twins=None) -> dict:
     """60 s runs from random starts. ``engine``: an :class:`~companion.engine.Engine`, or a function
     ``engine(perf) -> Engine`` (a new one per run: the piece mode of ``companion follow --piece``)."""
     firsts, shares, after, cpu, audio_s = [], [], [], 0.0, 0.0
@@ -249,7 +264,7 @@ def bench_follow(engine, perfs, ex, length, n, rng, db=None) -> dict:
         audio_s += ex.seconds(x)
         m = (p.onset >= t0) & (p.onset < t0 + length)
         tt = p.onset[m] - t0
-        ok = _shown_right(pos, tt, p.measure[m], [p.key] * int(m.sum()))
+        ok = _shown_right(pos, tt, p.measure[m], [p.key] * int(m.sum()), p.source, twins)
         first = float(tt[np.argmax(ok)]) if ok.any() else np.inf
         firsts.append(first)
         shares.append(ok.mean() if len(ok) else np.nan)
@@ -258,7 +273,7 @@ def bench_follow(engine, perfs, ex, length, n, rng, db=None) -> dict:
         losses, seeds, reseeds = losses + st.losses, seeds + st.seeds, reseeds + st.reseeds
         why = ""
         if db is not None and len(tt) and make is None:  # (piece mode: the events hold the subset's ids)
-            b = _breakdown(pos, st.events, tt, p.measure[m], p.bar[m], p, db)
+            b = _breakdown(pos, st.events, tt, p.measure[m], p.bar[m], p, db, twins)
             assert np.array_equal(b == 0, ok)
             cnt = np.bincount(b, minlength=len(CAUSES)) / len(b)
             causes += cnt
@@ -274,7 +289,7 @@ def bench_follow(engine, perfs, ex, length, n, rng, db=None) -> dict:
 
 
 def bench_splices(engine, perfs, ex, part_s, n, rng,
-                  kinds: tuple[str, ...] = ("forward", "backward", "change")) -> dict:
+                  kinds: tuple[str, ...] = ("forward", "backward", "change"), twins=None) -> dict:
     """Recovery after splices. ``engine`` as for :func:`bench_follow` (a function of the first
     part's performance: piece mode)."""
     out = {}
@@ -316,7 +331,7 @@ def bench_splices(engine, perfs, ex, part_s, n, rng,
             pos, _ = ex.run(engine, x)
             m = (q.onset >= t2) & (q.onset < t2 + part_s)
             tt = q.onset[m] - t2 + part_s
-            ok = _shown_right(pos, tt, q.measure[m], [q.key] * int(m.sum()))
+            ok = _shown_right(pos, tt, q.measure[m], [q.key] * int(m.sum()), q.source, twins)
             rec = float(tt[np.argmax(ok)] - part_s) if ok.any() else np.inf
             recs.append(rec)
             log.info("%s splice %s %s@%.1f -> %s@%.1f: %.2f", ex.name, kind, p.perf.name, t1, q.perf.name, t2, rec)
@@ -511,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(db, identifier=ident, params=engine_params(EngineParams, args.param),
                     tracker_params=engine_params(TrackerParams, args.tracker_param), midi=args.midi)
     out_ident = leave_out_identifier(db, set(out_keys), ident_params)
+    from companion.bench.twins import TwinBars
+
+    twins = TwinBars(lambda source: db.piece(db.find(source)))
     results = {}
     for sf_i, font in enumerate(fonts):
         ex = MidiExcerpts() if args.midi else AudioExcerpts(renders, font)
@@ -518,11 +536,11 @@ def main(argv: list[str] | None = None) -> int:
         # one generator per experiment, so that --parts picks the same excerpts as a full run
         rng = {part: np.random.default_rng([args.seed, sf_i, k]) for k, part in enumerate(PARTS)}
         if "identify" in args.parts:
-            r["identify"] = bench_identify(db, ident, perfs, ex, args.lengths, args.n_id, rng["identify"])
+            r["identify"] = bench_identify(db, ident, perfs, ex, args.lengths, args.n_id, rng["identify"], twins)
         if "follow" in args.parts:
-            r["follow"] = bench_follow(engine, perfs, ex, args.follow_s, args.n_follow, rng["follow"], db)
+            r["follow"] = bench_follow(engine, perfs, ex, args.follow_s, args.n_follow, rng["follow"], db, twins)
         if "splice" in args.parts:
-            r["splice"] = bench_splices(engine, perfs, ex, args.part_s, args.n_splice, rng["splice"])
+            r["splice"] = bench_splices(engine, perfs, ex, args.part_s, args.n_splice, rng["splice"], twins=twins)
         if "unknown" in args.parts:
             r["unknown"] = bench_unknown(db, {"perfs": unknown_perfs, "ident": out_ident}, ex,
                                          [5.0, 10.0], args.n_unknown, rng["unknown"])
@@ -536,10 +554,10 @@ def main(argv: list[str] | None = None) -> int:
 
             # the follow part's excerpts (its generator, anew): the two modes compare run by run
             same = np.random.default_rng([args.seed, sf_i, PARTS.index("follow")])
-            r["piece"] = bench_follow(in_piece, perfs, ex, args.follow_s, args.n_follow, same)
+            r["piece"] = bench_follow(in_piece, perfs, ex, args.follow_s, args.n_follow, same, twins=twins)
             same = np.random.default_rng([args.seed, sf_i, PARTS.index("splice")])
             r["piece_splice"] = bench_splices(in_piece, perfs, ex, args.part_s, args.n_splice, same,
-                                              kinds=("forward", "backward"))
+                                              kinds=("forward", "backward"), twins=twins)
         results[font] = r
         log.info("%s: %s", font, r)
     rt_cpu = None

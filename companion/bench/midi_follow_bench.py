@@ -36,13 +36,24 @@ log = logging.getLogger("companion.bench.midi_follow_bench")
 FOLLOWERS = ("engine, piece mode", "engine, whole database")
 
 
-def _positions_arrays(rows: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(available at, quarters, measures)`` of position dicts; not tracking -> no position."""
-    ok = [r.get("state") == "tracking" and r.get("score_quarters") is not None for r in rows]
+def _positions_arrays(rows: list[dict], source: str, twins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(available at, quarters, measures)`` of position dicts; not tracking -> no position. A bar shown
+    in a twin of ``source`` (ASAP's ``_no_repeat`` scores) is given the number of the bar of ``source``
+    it aligns with (:class:`~companion.bench.twins.TwinBars`; the quarters stay the twin's)."""
+    from companion.bench.asap import piece_key
+
+    ok = [r.get("state") == "tracking" and r.get("score_quarters") is not None
+          and piece_key(r["source"]) == piece_key(source) for r in rows]
     t = np.array([r["t"] for r in rows], float)
     q = np.array([r["score_quarters"] if k else np.nan for r, k in zip(rows, ok)], float)
-    m = np.array([r["measure"] if k else None for r, k in zip(rows, ok)], dtype=object)
-    return t, q, m
+    m = []
+    for r, k in zip(rows, ok):
+        if k and r["source"] != source:
+            aligned = twins.mapping(r["source"], source).get(str(r["measure"]), set())
+            m.append(next(iter(aligned)) if len(aligned) == 1 else None)
+        else:
+            m.append(r["measure"] if k else None)
+    return t, q, np.array(m, dtype=object)
 
 
 def follow_engine(engine, clip) -> list[dict]:
@@ -73,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         print(SKIP_REASON, file=sys.stderr)
         return 2
     db = ensure_asap_db(DEFAULT_DB)
+    from companion.bench.twins import TwinBars
+
+    twins = TwinBars(lambda source: db.piece(db.find(source)))
     params = engine_params(EngineParams, args.param)
     whole = Engine(db, identifier=Identifier(db), midi=True, params=params)
     perfs = select(performances(), args.n, args.offset)
@@ -91,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 rows = follow_engine(whole, clip)
             cpu[name] += time.process_time() - c0
-            m = evaluate(gt, *_positions_arrays(rows))
+            m = evaluate(gt, *_positions_arrays(rows, piece.meta.source, twins))
             res[name].append(m)
             log.info("%s, %s: bar %.3f within 250 ms %.3f", perf.name, name, m["bar"], m["within_250"])
     n_notes = sum(m["n_notes"] for m in res[FOLLOWERS[0]])
