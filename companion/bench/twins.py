@@ -59,6 +59,7 @@ class TwinBars:
     def __init__(self, piece_of) -> None:
         self._piece_of = piece_of
         self._maps: dict[tuple[str, str], dict[str, set[str]]] = {}
+        self._sigs: dict[str, dict[str, set[tuple]]] = {}
 
     def mapping(self, a: str, b: str) -> dict[str, set[str]]:
         """Bar numbers of score ``a`` -> the numbers of the bars of ``b`` they are aligned with."""
@@ -71,6 +72,21 @@ class TwinBars:
                 out.setdefault(str(na[i]), set()).add(str(nb[j]))
             self._maps[key] = out
         return self._maps[key]
+
+    def same_notes(self, shown_source: str, shown_measure: str, truth_source: str, truth_measure: str) -> bool:
+        """Whether the two bars hold the same notes (pitches and onsets within the bar; a bar without
+        notes never counts): music that recurs note for note, which no excerpt can place."""
+        def sigs(source):
+            if source not in self._sigs:
+                piece = self._piece_of(source)
+                out: dict[str, set[tuple]] = {}
+                for name, sig in zip(piece.bars["number"], _signatures(piece)):
+                    if sig:
+                        out.setdefault(str(name), set()).add(sig)
+                self._sigs[source] = out
+            return self._sigs[source]
+
+        return bool(sigs(shown_source).get(str(shown_measure), set()) & sigs(truth_source).get(str(truth_measure), set()))
 
     def same(self, shown_source: str, shown_measure: str, truth_source: str, truth_measure: str) -> bool:
         if shown_source == truth_source:
