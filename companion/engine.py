@@ -149,11 +149,18 @@ class EngineParams:
         whenever the extrapolation runs ahead). With it (and with supporting queries setting the
         position, :meth:`Engine._arbitrate`) the notes in the right bar over 16 one-minute runs of MIDI
         input rose from 85.6 to 87.8 % (``engine_bench --midi``; 71.2 -> 75.1 % on the disjoint
-        ``--offset 0.5`` set).
+        ``--offset 0.5`` set; bench/results/midi.md).
     midi_chord_s : float
         MIDI: score onsets this close are one chord; its notes count as played with the first one
         once this long has passed since it (until then the chord's own bar stays on show: its notes
         arrive spread over some tens of milliseconds, possibly in two blocks).
+    midi_start : bool
+        MIDI, piece mode: start at the piece's first note (the position waits there until a played
+        note matches), as audio piece mode starts its tracker; otherwise search first, as the
+        whole-database engine does. From the start of a piece (``midi_follow_bench``, the tracking
+        benchmark's held-out set) 60.1 -> 89.8 % of the notes in the right bar: a first query that
+        lands in a written-out da capo or a sequence is no longer taken at once; the identifier still
+        re-seeds a player who starts elsewhere.
     display_lead_s : float
         The tracker's position is shown this far ahead (audio seconds at its tempo) while notes sound:
         the online DTW moves to a new chord only once some frames of it have arrived (for MIDI: the
@@ -731,7 +738,7 @@ class Engine:
             order = np.argsort(pc.notes["onset_s"][ok], kind="stable")
             onsets = self._onsets[h.piece] = (pc.notes["onset_s"][ok][order], pc.notes["bar"][ok][order])
         c = self.params.midi_chord_s
-        held = now - h.t < c
+        held = self._waiting or now - h.t < c  # (waiting: the next note is the first one)
         i = int(np.searchsorted(onsets[0], h.score_s + (-c if held else c), side="left" if held else "right"))
         if i >= len(onsets[0]):
             return None
