@@ -48,9 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("companion.bench.engine_bench")
-
 from companion.bench.excerpts import BLOCK, SR, AudioExcerpts, MidiExcerpts, Renders
+
+log = logging.getLogger("companion.bench.engine_bench")
 
 PARTS = ("identify", "follow", "splice", "unknown", "piece", "cpu")
 DEFAULT_DB = Path(tempfile.gettempdir()) / "companion-bench" / "asap_db"
@@ -190,11 +190,6 @@ def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf
             continue
         out[i] = 4 if d <= 1 else 5 if d <= 8 else 6 if not seed_ok[n_seed - 1] else 7
     return out
-
-
-def _run_engine(engine, audio: np.ndarray) -> tuple[list, float]:
-    """The engine over audio in :data:`BLOCK`-sample blocks: positions and process CPU seconds."""
-    return AudioExcerpts(None, "").run(engine, audio)
 
 
 def _pct(x) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SR", "BLOCK", "Renders", "AudioExcerpts", "MidiClip", "MidiExcerpts"]
+__all__ = ["SR", "BLOCK", "Renders", "AudioExcerpts", "MidiClip", "MidiExcerpts", "run_audio"]
 
 SR = 44100
 #: audio block of the benchmark runs: what ``companion follow`` reads from a file
@@ -89,12 +89,17 @@ class AudioExcerpts:
         return perf_notes(self._transcriber.transcribe(x, online=False))
 
     def run(self, engine: Any, x: np.ndarray) -> tuple[list, float]:
-        """The engine's positions over the excerpt (one per block) and the process CPU seconds."""
-        from companion.pipeline import run_offline
+        return run_audio(engine, x)
 
-        t0 = time.process_time()
-        pos = run_offline((x[i:i + BLOCK] for i in range(0, len(x), BLOCK)), engine)
-        return pos, time.process_time() - t0
+
+def run_audio(engine: Any, audio: np.ndarray) -> tuple[list, float]:
+    """The engine's positions over ``audio`` in :data:`BLOCK`-sample blocks (one per block) and the
+    process CPU seconds."""
+    from companion.pipeline import run_offline
+
+    t0 = time.process_time()
+    pos = run_offline((audio[i:i + BLOCK] for i in range(0, len(audio), BLOCK)), engine)
+    return pos, time.process_time() - t0
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -187,11 +187,11 @@ def run_piece_mode(db, pid: int, wav: Path) -> tuple[dict, np.ndarray, np.ndarra
     the first note, the identifier restricted to the piece re-seeding it), 2048-sample blocks."""
     import soundfile as sf
 
-    from companion.bench.engine_bench import _run_engine
+    from companion.bench.excerpts import run_audio
     from companion.engine import Engine
 
     audio, sr = sf.read(str(wav), dtype="float32")
-    pos, cpu_s = _run_engine(Engine(db, piece=pid), audio)
+    pos, cpu_s = run_audio(Engine(db, piece=pid), audio)
     cpu = cpu_s / (len(audio) / sr)
     avail = np.array([p.t for p in pos])
     q = np.array([np.nan if p.score_quarters is None else p.score_quarters for p in pos])
