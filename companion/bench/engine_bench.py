@@ -28,9 +28,15 @@ Measured:
 6. **With the piece known** (``companion follow --piece``: the engine in piece mode): the excerpts of 2
    and the forward and backward splices of 3, one engine per run restricted to the piece played.
 
-Run (about 15 min on 2 cores; the first run also builds the database and renders)::
+With ``--midi`` every experiment runs on the performance MIDI files themselves instead (a digital
+piano: the same excerpts as the first soundfont's, the symbolic identifier, no transcriber;
+:mod:`companion.bench.excerpts`). A bar shown in an ASAP twin score (``X`` / ``X_no_repeat``) is
+judged at the bar the twins align (:mod:`companion.bench.twins`).
 
-    nice -n 10 .venv/bin/python -m companion.bench.engine_bench --out bench/results/engine.md
+Run (about 10 min on 2 cores; the first run also builds the database and renders)::
+
+    nice -n 5 .venv/bin/python -m companion.bench.engine_bench --n-follow 16 --n-splice 10 --out bench/out/engine.md
+    nice -n 5 .venv/bin/python -m companion.bench.engine_bench --midi --n-follow 16 --n-splice 10 --out bench/out/engine_midi.md
 """
 
 from __future__ import annotations
