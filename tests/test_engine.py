@@ -236,6 +236,32 @@ def test_midi_piece_mode_shows_the_first_bar_before_the_identifier_answers(engin
     assert ok.mean() >= 0.75  # 0.80 measured: one wrong re-seed in a sequence at 11-13 s
 
 
+def test_a_seed_among_equal_places_moves_at_the_first_query_that_tells_them_apart():
+    """A seed chosen among places the identifier ranks alike (a theme and its recapitulation) keeps the
+    others as rivals: the first query that ranks a rival clearly above the tracker's place moves the
+    tracker there at once; one that ranks the tracker's place clearly above them ends the doubt."""
+    import music21
+
+    from companion.bench.identify_data import MemoryDatabase
+    from companion.engine import Hypothesis
+    from companion.score.load import load_score
+
+    bach = load_score(Path(music21.__file__).resolve().parent / "corpus" / "bach" / "bwv846.mxl")
+    db = MemoryDatabase([bach.notes], [bach.meta], lambda i: bach)
+    eng = Engine(db, identifier=object(), midi=True)
+    recap, theme = Hypothesis(0, 60.0, 1.0, 0.9, 5.0), Hypothesis(0, 10.0, 1.0, 0.9, 5.0)
+    eng._seed(recap, 5.0, "seed")
+    eng._rivals = [theme]
+    same = [Hypothesis(0, 61.0, 1.0, 0.9, 6.0), Hypothesis(0, 11.0, 1.0, 0.9, 6.0)]
+    assert eng._settle_rivals(same, same[:1], 6.0) is None and eng._rivals  # still alike: nothing moves
+    parted = [Hypothesis(0, 12.0, 1.0, 0.96, 7.0), Hypothesis(0, 62.0, 1.0, 0.9, 7.0)]
+    assert eng._settle_rivals(parted, parted[1:], 7.0) is parted[0]
+    assert eng._current.score_s == pytest.approx(12.0) and not eng._rivals and eng.stats.reseeds == 1
+    eng._rivals = [recap]
+    kept = [Hypothesis(0, 13.0, 1.0, 0.97, 8.0), Hypothesis(0, 63.0, 1.0, 0.9, 8.0)]
+    assert eng._settle_rivals(kept, kept[:1], 8.0) is None and not eng._rivals  # told apart: doubt over
+
+
 def test_searching_in_slow_music_reaches_back_for_enough_notes():
     """While searching, a query whose horizon (5 s) holds fewer than ``sparse_notes`` notes reaches back
     up to ``sparse_horizon_s`` for them; while tracking, the short checking window stays as it is."""
