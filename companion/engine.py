@@ -409,8 +409,8 @@ class Engine:
         """Piece mode: track from the first note at once, with the start-tempo candidates (unconfirmed
         until a query agrees with it)."""
         if self.midi:
-            on = self.piece(0).notes["onset_s"]
-            first = float(np.min(on[np.isfinite(on)])) if np.isfinite(on).any() else 0.0
+            onsets = self._midi_onsets(0)[0]
+            first = float(onsets[0]) if len(onsets) else 0.0
             self._current = Hypothesis(0, first - self.params.midi_chord_s, 1.0, 0.0, 0.0)
             self._waiting = True  # the position stays before the first note until a note matches
         else:
@@ -766,17 +766,22 @@ class Engine:
                 self._waiting = False
         self._current = h
 
+    def _midi_onsets(self, pid: int) -> tuple[np.ndarray, np.ndarray]:
+        """A piece's score onsets (seconds, sorted) and the bar index of each (cached)."""
+        onsets = self._onsets.get(pid)
+        if onsets is None:
+            pc = self.piece(pid)
+            ok = np.isfinite(pc.notes["onset_s"])
+            order = np.argsort(pc.notes["onset_s"][ok], kind="stable")
+            onsets = self._onsets[pid] = (pc.notes["onset_s"][ok][order], pc.notes["bar"][ok][order])
+        return onsets
+
     def _midi_next_note(self, h: Hypothesis, now: float) -> tuple[float, int] | None:
         """MIDI: ``(score seconds, bar index)`` of the next score onset to play after ``h`` (the last
         note matched, or the seed), None after the last note. The notes of a chord count as played
         with its first one once ``midi_chord_s`` has passed since (a chord's notes arrive spread
         over some tens of milliseconds, possibly in two blocks); until then it is ``h``'s own."""
-        onsets = self._onsets.get(h.piece)
-        if onsets is None:
-            pc = self.piece(h.piece)
-            ok = np.isfinite(pc.notes["onset_s"])
-            order = np.argsort(pc.notes["onset_s"][ok], kind="stable")
-            onsets = self._onsets[h.piece] = (pc.notes["onset_s"][ok][order], pc.notes["bar"][ok][order])
+        onsets = self._midi_onsets(h.piece)
         c = self.params.midi_chord_s
         held = self._waiting or now - h.t < c  # (waiting: the next note is the first one)
         i = int(np.searchsorted(onsets[0], h.score_s + (-c if held else c), side="left" if held else "right"))

@@ -109,10 +109,10 @@ def _ok(measure: str) -> set[str]:
     return out
 
 
-def _shown_right(positions, truth_t, truth_measure, truth_key, truth_source=None, twins=None) -> np.ndarray:
+def _shown_right(positions, truth_t, truth_measure, truth_key, truth_source: str, twins) -> np.ndarray:
     """Per ground-truth note: the piece (twins count as one) and bar on show (state "tracking") at its
     onset. In a twin of the truth's score (``truth_source``) the bar must be the truth's as the twins
-    align (:class:`~companion.bench.twins.TwinBars`), with ``twins``; without, equal numbers."""
+    align (``twins``: :class:`~companion.bench.twins.TwinBars`)."""
     from companion.bench.asap import piece_key
 
     ts = np.array([p.t for p in positions])
@@ -126,11 +126,7 @@ def _shown_right(positions, truth_t, truth_measure, truth_key, truth_source=None
         if p.state != "tracking" or p.source is None:
             continue
         pk = keys.get(p.source) or keys.setdefault(p.source, piece_key(p.source))
-        if twins is None or truth_source is None:
-            out[i] = pk == key and p.measure == m
-        else:
-            src = truth_source[i] if isinstance(truth_source, (list, np.ndarray)) else truth_source
-            out[i] = pk == key and twins.same(p.source, p.measure, src, m)
+        out[i] = pk == key and twins.same(p.source, p.measure, truth_source, m)
     return out
 
 
@@ -139,7 +135,7 @@ CAUSES = ("right", "before the first seed", "searching / lost", "wrong piece", "
           "> 8 bars off, wrong seed", "> 8 bars off, drift", "> 1 bar off, same notes")
 
 
-def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf", db, twins=None) -> np.ndarray:
+def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf", db, twins) -> np.ndarray:
     """Why each ground-truth note was (not) shown in its right bar: an index into :data:`CAUSES`.
 
     A note before the engine's first seed counts there whatever is shown; a position far off (more
@@ -172,8 +168,7 @@ def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf
         p = positions[kk] if kk >= 0 else None
         if n_seed == 0:
             right = p is not None and p.state == "tracking" and p.source is not None \
-                and piece_key(p.source) == perf.key and (p.measure == truth_measure[i] if twins is None else
-                                                         twins.same(p.source, p.measure, perf.source, truth_measure[i]))
+                and piece_key(p.source) == perf.key and twins.same(p.source, p.measure, perf.source, truth_measure[i])
             out[i] = 0 if right else 1
             continue
         if p is None or p.state != "tracking" or p.source is None or p.score_quarters is None:
@@ -182,13 +177,11 @@ def _breakdown(positions, events, truth_t, truth_measure, truth_bar, perf: "Perf
         if piece_key(p.source) != perf.key:
             out[i] = 3
             continue
-        if p.measure == truth_measure[i] if twins is None else \
-                twins.same(p.source, p.measure, perf.source, truth_measure[i]):  # as _shown_right
+        if twins.same(p.source, p.measure, perf.source, truth_measure[i]):  # as _shown_right
             continue
         piece = piece or db.piece(perf.pid)
         d = abs(piece.bar_at(p.score_quarters) - int(truth_bar[i])) if p.source == perf.source else None
-        if (d is None or d > 1) and twins is not None \
-                and twins.same_notes(p.source, p.measure, perf.source, truth_measure[i]):
+        if (d is None or d > 1) and twins.same_notes(p.source, p.measure, perf.source, truth_measure[i]):
             out[i] = 8  # the notes recur there: no excerpt can tell the places apart
             continue
         if d is None:  # a twin, not at the truth's bar
@@ -207,7 +200,7 @@ def _sec(x) -> str:
 
 
 # ----------------------------------------------------------------------------------------- experiments
-def bench_identify(db, ident, perfs, ex, lengths, n, rng, twins=None) -> dict:
+def bench_identify(db, ident, perfs, ex, lengths, n, rng, twins) -> dict:
     """One query per excerpt of each length (``ex``: :class:`AudioExcerpts` or :class:`MidiExcerpts`).
     A match in a twin of the performance's score counts at the bars the twins align (``twins``)."""
     from companion.bench.asap import piece_key
@@ -227,8 +220,7 @@ def bench_identify(db, ident, perfs, ex, lengths, n, rng, twins=None) -> dict:
             ok_m = _ok(str(p.measure[sel[-1]]))
 
             def at_bar(source, measure, ok_m=ok_m, p=p):
-                return any(twins.same(source, measure, p.source, m) for m in ok_m) if twins is not None \
-                    else measure in ok_m
+                return any(twins.same(source, measure, p.source, m) for m in ok_m)
 
             top = ms[0] if ms else None
             piece_ok = top is not None and piece_key(top.source) == p.key
@@ -250,7 +242,7 @@ def bench_identify(db, ident, perfs, ex, lengths, n, rng, twins=None) -> dict:
     return res
 
 
-def bench_follow(engine, perfs, ex, length, n, rng, db=None, twins=None) -> dict:
+def bench_follow(engine, perfs, ex, length, n, rng, db=None, *, twins) -> dict:
     """60 s runs from random starts. ``engine``: an :class:`~companion.engine.Engine`, or a function
     ``engine(perf) -> Engine`` (a new one per run: the piece mode of ``companion follow --piece``)."""
     firsts, shares, after, cpu, audio_s = [], [], [], 0.0, 0.0
@@ -294,7 +286,7 @@ def bench_follow(engine, perfs, ex, length, n, rng, db=None, twins=None) -> dict
 
 
 def bench_splices(engine, perfs, ex, part_s, n, rng,
-                  kinds: tuple[str, ...] = ("forward", "backward", "change"), twins=None) -> dict:
+                  kinds: tuple[str, ...] = ("forward", "backward", "change"), *, twins) -> dict:
     """Recovery after splices. ``engine`` as for :func:`bench_follow` (a function of the first
     part's performance: piece mode)."""
     out = {}
@@ -543,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         if "identify" in args.parts:
             r["identify"] = bench_identify(db, ident, perfs, ex, args.lengths, args.n_id, rng["identify"], twins)
         if "follow" in args.parts:
-            r["follow"] = bench_follow(engine, perfs, ex, args.follow_s, args.n_follow, rng["follow"], db, twins)
+            r["follow"] = bench_follow(engine, perfs, ex, args.follow_s, args.n_follow, rng["follow"], db, twins=twins)
         if "splice" in args.parts:
             r["splice"] = bench_splices(engine, perfs, ex, args.part_s, args.n_splice, rng["splice"], twins=twins)
         if "unknown" in args.parts:

@@ -95,10 +95,15 @@ class AudioExcerpts:
 def run_audio(engine: Any, audio: np.ndarray) -> tuple[list, float]:
     """The engine's positions over ``audio`` in :data:`BLOCK`-sample blocks (one per block) and the
     process CPU seconds."""
+    return _run_timed(engine, (audio[i:i + BLOCK] for i in range(0, len(audio), BLOCK)))
+
+
+def _run_timed(engine: Any, items) -> tuple[list, float]:
+    """:func:`companion.pipeline.run_offline` and the process CPU seconds it took."""
     from companion.pipeline import run_offline
 
     t0 = time.process_time()
-    pos = run_offline((audio[i:i + BLOCK] for i in range(0, len(audio), BLOCK)), engine)
+    pos = run_offline(items, engine)
     return pos, time.process_time() - t0
 
 
@@ -161,9 +166,4 @@ class MidiExcerpts:
         return out
 
     def run(self, engine: Any, x: MidiClip) -> tuple[list, float]:
-        from companion.pipeline import run_offline
-
-        items = self.blocks(x)
-        t0 = time.process_time()
-        pos = run_offline(items, engine)
-        return pos, time.process_time() - t0
+        return _run_timed(engine, self.blocks(x))

@@ -297,8 +297,7 @@ class Identifier:
             pids.astype(np.int64), pos_c, r0,
             t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
             fp.chord_tolerance_s, p.n_grid1)
-        if p.f_beta != 1.0:  # (with β = 1 this is ``f`` itself)
-            f = np.where(f > 0, f_beta(matched, len(qon), n_score, p.f_beta), 0.0)
+        f = np.where(f > 0, f_beta(matched, len(qon), n_score, p.f_beta), 0.0)  # (β = 1: ``f`` itself)
         out: list[Candidate] = []
         thr = self.threshold(len(qon)) + p.transposed_margin * (t_sq != 0)
         for k in np.flatnonzero(f >= thr - slack):
