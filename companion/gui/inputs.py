@@ -41,15 +41,7 @@ def audio_job(blocks: Callable[[Any], Iterable], *, piece: Piece | None, db: Any
             if stop_at_s is not None and (block.start_sample + len(block.samples)) / block.sample_rate >= stop_at_s:
                 return
 
-    if db is None:
-        def in_piece(stop):
-            from companion.db.subset import PieceList
-
-            return _engine_positions(PieceList([piece]), samples(stop), midi=False, finite=finite, stop=stop,
-                                     piece=0)
-
-        return in_piece
-    return lambda stop: _engine_positions(db, samples(stop), midi=False, finite=finite, stop=stop)
+    return _engine_job(samples, piece=piece, db=db, midi=False, finite=finite)
 
 
 def midi_job(notes: Callable[[Any], Any], *, piece: Piece | None, db: Any, levels: LatestQueue,
@@ -70,15 +62,21 @@ def midi_job(notes: Callable[[Any], Any], *, piece: Piece | None, db: Any, level
             if stop_at_s is not None and nb.end_s >= stop_at_s:
                 return
 
-    if db is None:
-        def in_piece(stop):
+    return _engine_job(note_blocks, piece=piece, db=db, midi=True, finite=finite)
+
+
+def _engine_job(items: Callable[[Any], Iterable], *, piece: Piece | None, db: Any, midi: bool,
+                finite: bool) -> Job:
+    """The job that runs the engine over ``items(stop)``: over ``db``, or without one in ``piece``
+    alone (piece mode)."""
+    def job(stop):
+        if db is None:
             from companion.db.subset import PieceList
 
-            return _engine_positions(PieceList([piece]), note_blocks(stop), midi=True, finite=finite, stop=stop,
-                                     piece=0)
+            return _engine_positions(PieceList([piece]), items(stop), midi=midi, finite=finite, stop=stop, piece=0)
+        return _engine_positions(db, items(stop), midi=midi, finite=finite, stop=stop)
 
-        return in_piece
-    return lambda stop: _engine_positions(db, note_blocks(stop), midi=True, finite=finite, stop=stop)
+    return job
 
 
 def _engine_positions(db: Any, items: Iterable, *, midi: bool, finite: bool, stop,
