@@ -263,6 +263,11 @@ class Analysis:
         Notes completed by the block.
     final : bool
         The end of the stream (after ``flush``).
+    activations : np.ndarray [shape=(m, 88)] or None
+        The transcriber's note activations completed by the block (they lag ``spec``), for the
+        tracker's onset feature.
+    activations_first : int
+        Global frame index of ``activations``' row 0.
     """
 
     end_s: float
@@ -270,6 +275,8 @@ class Analysis:
     first_frame: int
     notes: np.ndarray
     final: bool = False
+    activations: np.ndarray | None = None
+    activations_first: int = 0
 
 
 @dataclass(frozen=True)
@@ -465,18 +472,20 @@ class Engine:
             return Analysis(float(block.end_s), None, 0, notes)
         if self.transcriber is None:
             raise ValueError("this engine takes MIDI notes (NoteBlock), not audio")
-        events = self.transcriber.process(block)
-        fb = self.transcriber.last_features
-        return Analysis(self.transcriber.n_samples / SAMPLE_RATE, fb.spec, fb.first_frame, _to_notes(events))
+        return self._analysis(self.transcriber.process(block), final=False)
 
     def analyse_flush(self) -> Analysis:
         """Stage 1 at the end of a finite stream: the last frames and notes."""
         if self.transcriber is None:
             return Analysis(self._t, None, 0, np.zeros(0, PERF_NOTE_DTYPE), final=True)
-        events = self.transcriber.flush()
-        fb = self.transcriber.last_features
-        return Analysis(self.transcriber.n_samples / SAMPLE_RATE, fb.spec, fb.first_frame, _to_notes(events),
-                        final=True)
+        return self._analysis(self.transcriber.flush(), final=True)
+
+    def _analysis(self, events: list[NoteEvent], *, final: bool) -> Analysis:
+        """What the transcriber's last call gives: its notes, spectrogram frames and activations."""
+        tr = self.transcriber
+        fb = tr.last_features
+        return Analysis(tr.n_samples / SAMPLE_RATE, fb.spec, fb.first_frame, _to_notes(events), final,
+                        tr.last_activations, tr.last_activations_first)
 
     # ----------------------------------------------------------------------------------- arbitration
     def process(self, block: Any) -> list[ScorePosition]:
@@ -501,7 +510,8 @@ class Engine:
         if a.spec is not None and len(a.spec):
             self._frames = a.first_frame + len(a.spec)
             if self._follower is not None:
-                track = self._follower.process_spec(a.spec)
+                track = self._follower.process_spec(a.spec, a.activations, first_frame=a.first_frame,
+                                                    activations_first=a.activations_first)
         if track is not None and len(track) and self.state == TRACKING:
             # (a re-seed here may change the piece: ``track`` is then the old piece's and not shown)
             seeded = self._tracker_state(int(track.state[-1]))

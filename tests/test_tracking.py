@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from companion.audio.render import available_soundfonts, render_notes
-from companion.tracking.chroma import AudioChroma, bar_jumps, score_features
+from companion.tracking.chroma import AudioChroma, ChromaParams, bar_jumps, score_features
 from companion.tracking.follower import Follower, follow_audio
-from companion.tracking.oltw import LOST, TRACKING, OnlineTracker, TrackerParams, TrackResult
+from companion.tracking.oltw import LOST, RESULT_FIELDS, TRACKING, OnlineTracker, TrackerParams, TrackResult
+from companion.transcription.features import IncrementalFeatures
 
 #: synthetic features have no STFT latency to make up for: test the path itself
 NO_LEAD = TrackerParams(lead_s=0.0)
@@ -170,13 +171,69 @@ def bach_audio(bach):
     return render_notes(0.5 + n["onset_s"] * 1.1, n["pitch"], dur, 80, soundfont="timgm6mb")
 
 
+def _assert_same(ref: TrackResult, got: TrackResult, what) -> None:
+    for name in RESULT_FIELDS:
+        assert np.array_equal(getattr(ref, name), getattr(got, name), equal_nan=True), (what, name)
+
+
 def test_block_by_block_equals_whole(bach, bach_audio):
+    """The chroma path (spectral-difference onsets) gives the same output whatever the blocks."""
     audio = bach_audio[: 44100 * 12]
-    ref, _ = follow_audio(bach, audio, block_size=len(audio))
+    cp = ChromaParams(note_onsets=False)
+    ref, _ = follow_audio(bach, audio, block_size=len(audio), chroma_params=cp)
     for block in (441, 1000, 4410, 12345):
-        got, _ = follow_audio(bach, audio, block_size=block)
-        for name in ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost", "path_frame"):
-            assert np.array_equal(getattr(ref, name), getattr(got, name), equal_nan=True), (block, name)
+        got, _ = follow_audio(bach, audio, block_size=block, chroma_params=cp)
+        _assert_same(ref, got, block)
+
+
+def test_block_by_block_equals_whole_with_note_onsets(bach, bach_audio):
+    """With the transcriber's activations as the onset part, fed with their spectrogram frames (no
+    look-ahead lag, so nothing is provisional), any blocking gives the same output."""
+    from companion.transcription.features import IncrementalFeatures
+    from companion.transcription.transcriber import Transcriber
+
+    audio = bach_audio[: 44100 * 12]
+    feats = IncrementalFeatures(44100)
+    spec = np.concatenate([feats.process(audio).spec, feats.flush().spec])
+    act = Transcriber().activations(audio)
+    assert act.shape == (len(spec), 88)
+    ref = Follower(bach).process_spec(spec, act)
+    for block in (1, 7, 100):
+        f = Follower(bach)
+        got = TrackResult.concat([f.process_spec(spec[i:i + block], act[i:i + block])
+                                  for i in range(0, len(spec), block)])
+        _assert_same(ref, got, block)
+
+
+def test_provisional_frames_leave_no_trace(bach, bach_audio):
+    """Frames followed provisionally from a checkpoint, then restored, change nothing that follows."""
+    feats = IncrementalFeatures(44100)
+    spec = np.concatenate([feats.process(bach_audio[: 44100 * 10]).spec, feats.flush().spec])
+    x, silent = AudioChroma().process(spec)
+    a, b = OnlineTracker(score_features(bach)), OnlineTracker(score_features(bach))
+    for tr in (a, b):
+        tr.seed(0.0, 1.0)
+        tr.process(x[:400], silent[:400])
+    state = a.checkpoint()
+    ahead = a.process(x[400:700], silent[400:700], fast=True)
+    assert ahead.score_frame[-1] > ahead.score_frame[0]  # it did move on
+    a.restore(state)
+    _assert_same(b.process(x[400:], silent[400:]), a.process(x[400:], silent[400:]), "after restore")
+
+
+def test_live_note_onsets_settle_alike_in_any_blocks(bach, bach_audio):
+    """Through the live path (activations 80 ms behind the spectrum) the newest frames are provisional,
+    so the output depends on the blocks; the frames settled on do not (up to the float rounding of the
+    network's batches): the end of the signal, where every frame has settled, agrees."""
+    audio = bach_audio[: 44100 * 12]
+    ends = []
+    for block in (441, 2048, 4410):
+        r, _ = follow_audio(bach, audio, block_size=block)
+        ends.append(r[len(r) - 1])
+    for e in ends[1:]:
+        assert np.allclose(e.score_frame, ends[0].score_frame, rtol=0, atol=1e-4)
+        assert np.array_equal(e.bar, ends[0].bar)
+        assert np.allclose(e.tempo, ends[0].tempo, rtol=1e-6)
 
 
 def test_audio_chroma_blocks_and_silence():

@@ -165,9 +165,9 @@ def run_ours(piece, wav: Path, **follower_kw) -> tuple[dict, np.ndarray, np.ndar
     outs, avail = [], []
     for start in range(0, len(audio) + 1, block):
         t0 = time.process_time()
-        fb = f.features.process(audio[start:start + block]) if start < len(audio) else f.features.flush()
+        spec, act = f.analyse(audio[start:start + block] if start < len(audio) else None)
         t1 = time.process_time()
-        r = f.process_spec(fb.spec)
+        r = f.process_spec(spec, act)
         t2 = time.process_time()
         t_feat += t1 - t0
         t_track += t2 - t1

@@ -3,8 +3,9 @@
 The tracking benchmark (:mod:`companion.bench.follow_bench`) renders its performances and runs
 pymatchmaker too; for trying tracker parameters only our follower needs to run again. This tool
 renders the tuning set (``offset=0``) and the held-out set (``offset=0.5``) of ``follow_bench.select``
-(or the sets given with ``--sets``) once, keeps each file's STFT frames and ground truth in
-``--cache`` (``.npz``, no pickle), and then follows them with the parameters given on the command
+(or the sets given with ``--sets``) once, keeps each file's STFT frames, the transcriber's note
+activations (both with the block that completed them) and ground truth in ``--cache`` (``.npz``, no
+pickle), and then follows them with the parameters given on the command
 line, through the same block sequence as ``follow_bench`` (4410-sample blocks) and the same metrics
 (:func:`follow_bench.evaluate`).
 
@@ -58,7 +59,7 @@ def _prepare_set(cache: Path, offset: float, n: int, seconds: float) -> list[dic
 
     from companion.bench.asap import asap_root, performances
     from companion.score.load import load_score
-    from companion.transcription.features import IncrementalFeatures
+    from companion.transcription.transcriber import Transcriber
 
     root = asap_root()
     if root is None:
@@ -71,14 +72,18 @@ def _prepare_set(cache: Path, offset: float, n: int, seconds: float) -> list[dic
         for font in SOUNDFONTS:
             wav = render_excerpt(perf, font, seconds, cache)
             audio, sr = sf.read(str(wav), dtype="float32")
-            feats = IncrementalFeatures(sr)
-            specs, avail = [], []
+            tr = Transcriber(sample_rate=sr)
+            specs, avail, acts, act_avail = [], [], [], []
             for start in range(0, len(audio) + 1, BLOCK):
-                fb = feats.process(audio[start:start + BLOCK]) if start < len(audio) else feats.flush()
-                specs.append(fb.spec)
-                avail.append(np.full(len(fb.spec), min(start + BLOCK, len(audio)) / sr))
+                tr.process(audio[start:start + BLOCK]) if start < len(audio) else tr.flush()
+                t = min(start + BLOCK, len(audio)) / sr
+                specs.append(tr.last_features.spec)
+                avail.append(np.full(len(tr.last_features.spec), t))
+                acts.append(tr.last_activations)
+                act_avail.append(np.full(len(tr.last_activations), t))
             np.savez(cache / f"{wav.stem}.npz", spec=np.concatenate(specs).astype(np.float32),
-                     avail=np.concatenate(avail), onset=gt.onset_s, quarters=gt.quarters,
+                     avail=np.concatenate(avail), act=np.concatenate(acts).astype(np.float32),
+                     act_avail=np.concatenate(act_avail), onset=gt.onset_s, quarters=gt.quarters,
                      measure=gt.measure.astype(str))
             wav.unlink()
             index.append({"key": wav.stem, "score": str(perf.score), "offset": offset, "soundfont": font})
@@ -100,13 +105,19 @@ def run(index: list[dict], cache: Path, *, tracker_kw: dict, chroma_kw: dict, fo
     for e in index:
         z = np.load(cache / f"{e['key']}.npz", allow_pickle=False)
         piece = pieces.get(e["score"]) or pieces.setdefault(e["score"], load_score(e["score"]))
+        if "act" not in z:
+            raise SystemExit(f"{cache} holds spectrograms without activations (made before 2026-12-03): delete it")
         f = Follower(piece, tracker_params=tp, chroma_params=cp, **follower_kw)
-        spec = z["spec"]
-        r = TrackResult.concat([f.process_spec(spec[s:s + BLOCK // 441]) for s in range(0, len(spec), BLOCK // 441)])
+        spec, avail, act, act_avail = z["spec"], z["avail"], z["act"], z["act_avail"]
+        outs = []
+        for t in np.unique(np.concatenate([avail, act_avail])):  # the blocks, as they came
+            a = act[act_avail == t] if cp.note_onsets else None
+            outs.append(f.process_spec(spec[avail == t], a))
+        r = TrackResult.concat(outs)
         bars = piece.bars["number"]
         measures = np.array([str(bars[b]) if b >= 0 else None for b in r.bar], dtype=object)
         gt = GroundTruth(z["onset"], z["quarters"], z["measure"].astype(object))
-        m = evaluate(gt, z["avail"], r.score_quarters, measures)
+        m = evaluate(gt, avail, r.score_quarters, measures)
         res.setdefault(e["offset"], {}).setdefault(e["soundfont"], []).append(m)
         log.debug("%s: %s", e["key"], m)
     return res

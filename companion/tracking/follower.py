@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from companion.score.model import Piece
-from companion.tracking.chroma import AudioChroma, ChromaParams, ScoreFeatures, score_features
-from companion.tracking.oltw import STATE_NAMES, OnlineTracker, TrackerParams, TrackResult
+from companion.tracking.chroma import AudioChroma, ChromaParams, ScoreFeatures, activation_onsets, score_features
+from companion.tracking.oltw import RESULT_FIELDS, STATE_NAMES, OnlineTracker, TrackerParams, TrackResult
 
 __all__ = ["ScorePosition", "Follower", "follow_audio", "SAMPLE_RATE", "HOP_SIZE"]
 
@@ -73,8 +73,11 @@ class Follower:
 
     Notes
     -----
-    Owns its :class:`~companion.transcription.features.IncrementalFeatures`; in the full pipeline the
-    spectrogram frames come from the shared one instead, through :meth:`process_spec`.
+    :meth:`process` computes its own spectrogram frames and, with :attr:`ChromaParams.note_onsets`
+    (the default), the note activations of its own :class:`~companion.transcription.transcriber.
+    Transcriber` (made on first use); in the full pipeline both come from the engine's transcriber
+    instead, through :meth:`process_spec`, which also explains how the frames still waiting for their
+    activations are followed.
     """
 
     def __init__(self, piece: Piece, *, score_fps: float = 50.0, chroma_params: ChromaParams | None = None,
@@ -87,7 +90,9 @@ class Follower:
         self.piece = piece
         self.chroma_params = chroma_params or ChromaParams()
         self.score = score_features(piece, fps=score_fps, params=self.chroma_params)
-        self.features = IncrementalFeatures(SAMPLE_RATE)
+        # the STFT for process(); with note onsets the transcriber's (made on first use) gives it
+        self.features = None if self.chroma_params.note_onsets else IncrementalFeatures(SAMPLE_RATE)
+        self._transcriber = None
         self.chroma = AudioChroma(sample_rate=SAMPLE_RATE, params=self.chroma_params)
         self.tracker_params = tracker_params or TrackerParams()
         self.tempo_candidates = tuple(tempo_candidates)
@@ -98,6 +103,7 @@ class Follower:
         self.tracker = OnlineTracker(self.score, params=self.tracker_params)
         self._candidates: list[OnlineTracker] = []
         self._sound_frames = 0
+        self._clear_waiting(0)
         self.seed_at_start()
 
     # ------------------------------------------------------------------------------------- control
@@ -128,22 +134,94 @@ class Follower:
             self.tracker.set_score(self.score)
         self._candidates = []
         self.tracker.seed(position_quarters, tempo)
+        # the position is the player's now: the frames still waiting for their activations are past
+        self._clear_waiting(self._n_frames, self._n_acts)
+
+    def _clear_waiting(self, frame: int, n_acts: int = 0) -> None:
+        """No frame waits for its activations; the next one is ``frame``."""
+        self._waiting = np.zeros((0, self.chroma_params.n_features))
+        self._waiting_silent = np.zeros(0, bool)
+        self._n_frames = self._next_frame = int(frame)  # spectrogram frames seen; the first waiting
+        self._n_acts = int(n_acts)  # activation frames seen
 
     def reset(self) -> None:
         """Forget the audio and the position; seeded at the start again."""
-        self.features.reset()
+        for analysis in (self.features, self._transcriber):
+            if analysis is not None:
+                analysis.reset()
+        self._clear_waiting(0)
         self.chroma.reset()
         self.tracker.reset()
         self.tracker._frame = 0
         self.seed_at_start()
 
     # ------------------------------------------------------------------------------------- process
-    def process_spec(self, spec: np.ndarray) -> TrackResult:
-        """Track a block of magnitude spectrogram frames ``(n, 1025)`` (the shared STFT)."""
+    def process_spec(self, spec: np.ndarray, activations: np.ndarray | None = None, *,
+                     first_frame: int | None = None, activations_first: int | None = None) -> TrackResult:
+        """Track a block of magnitude spectrogram frames ``(n, 1025)`` (the shared STFT).
+
+        With :attr:`ChromaParams.note_onsets`, also the transcriber's note activations completed by the
+        same block (``(m, 88)``, :attr:`Transcriber.last_activations
+        <companion.transcription.transcriber.Transcriber.last_activations>`), which lag the spectrum by
+        the network's look-ahead. The trackers settle on each frame once its activations are in; the
+        frames still waiting for theirs are followed provisionally, with the spectral difference as
+        their onset part, from a checkpoint that is then restored. The result has one entry per
+        spectrogram frame of the block, as without activations: provisional for the frames still
+        waiting.
+
+        Parameters
+        ----------
+        first_frame, activations_first : int, optional
+            Global frame index of ``spec``'s and ``activations``' first row (the stream's frame
+            counter; default: right after the previous block's). A follower made in the middle of a
+            stream starts at its first block.
+        """
         feats, silent = self.chroma.process(spec)
+        if not self.chroma_params.note_onsets:
+            return self._advance(feats, silent)
+        if activations is None:
+            raise ValueError("note_onsets: the transcriber's activations are needed with the spectrogram")
+        if first_frame is not None and first_frame > self._n_frames and not len(self._waiting):
+            self._n_frames = self._next_frame = int(first_frame)  # (a follower started mid-stream)
+        first_new = self._n_frames
+        self._n_frames += len(spec)
+        self._waiting = np.concatenate([self._waiting, feats])
+        self._waiting_silent = np.concatenate([self._waiting_silent, silent])
+        a0 = self._n_acts if activations_first is None else int(activations_first)
+        self._n_acts = a0 + len(activations)
+        # the waiting frames whose activations are in: settle on them
+        k = max(0, min(self._n_acts, self._n_frames) - self._next_frame)
+        parts = []
+        if k:
+            x = self._waiting[:k].copy()
+            x[:, self.chroma_params.n_chroma:] = activation_onsets(
+                activations[self._next_frame - a0:self._next_frame - a0 + k], self.chroma_params.activation_floor)
+            settled = self._advance(x, self._waiting_silent[:k])
+            parts.append(settled[max(0, first_new - self._next_frame):])
+            self._waiting, self._waiting_silent = self._waiting[k:], self._waiting_silent[k:]
+            self._next_frame += k
+        if len(self._waiting):  # the rest provisionally
+            state = self._checkpoint()
+            ahead = self._advance(self._waiting, self._waiting_silent, fast=True)
+            self._restore(state)
+            parts.append(ahead[max(0, first_new - self._next_frame):])
+        return TrackResult.concat(parts) if parts else self._advance(feats[:0], silent[:0])
+
+    def _checkpoint(self) -> tuple:
+        trackers = self._candidates or [self.tracker]
+        return ([tr.checkpoint() for tr in trackers], list(self._candidates), self.tracker, self._pick,
+                self._sound_frames)
+
+    def _restore(self, state: tuple) -> None:
+        states, self._candidates, self.tracker, self._pick, self._sound_frames = state
+        for tr, st in zip(self._candidates or [self.tracker], states):
+            tr.restore(st)
+
+    def _advance(self, feats: np.ndarray, silent: np.ndarray, fast: bool = False) -> TrackResult:
+        """Advance the tracker, or the start-tempo candidates and their consensus, by feature frames."""
         if not self._candidates:
-            return self.tracker.process(feats, silent)
-        results = [tr.process(feats, silent) for tr in self._candidates]
+            return self.tracker.process(feats, silent, fast=fast)
+        results = [tr.process(feats, silent, fast=fast) for tr in self._candidates]
         n = len(silent)
         sound = self._sound_frames + np.cumsum(~silent)
         self._sound_frames = int(sound[-1]) if n else self._sound_frames
@@ -160,14 +238,26 @@ class Follower:
             self._candidates = []
         elif n:
             self.tracker = self._candidates[int(pick[-1])]  # the one reported now
-        names = ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost", "path_frame")
         cols = np.arange(n)
-        return TrackResult(*(np.stack([getattr(r, f) for r in results])[pick, cols] for f in names))
+        return TrackResult(*(np.stack([getattr(r, f) for r in results])[pick, cols] for f in RESULT_FIELDS))
+
+    def analyse(self, block: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The spectrogram frames (and, with :attr:`ChromaParams.note_onsets`, the note activations)
+        that a block of mono 44.1 kHz samples completes; ``None``: the end of the signal."""
+        if not self.chroma_params.note_onsets:
+            fb = self.features.process(block) if block is not None else self.features.flush()
+            return fb.spec, None
+        if self._transcriber is None:
+            from companion.transcription.transcriber import Transcriber
+
+            self._transcriber = Transcriber(sample_rate=SAMPLE_RATE)
+        tr = self._transcriber
+        tr.process(block) if block is not None else tr.flush()
+        return tr.last_features.spec, tr.last_activations
 
     def process(self, block: np.ndarray) -> TrackResult:
         """Track a block of mono samples at 44.1 kHz (any length); one result per completed frame."""
-        fb = self.features.process(block)
-        return self.process_spec(fb.spec)
+        return self.process_spec(*self.analyse(block))
 
     def _consensus(self, pos: np.ndarray, conf: np.ndarray, tempo: np.ndarray) -> np.ndarray:
         """Per frame, the candidate with the highest confidence plus ``support_weight`` times the number
@@ -217,8 +307,7 @@ class Follower:
 
     def flush(self) -> TrackResult:
         """Complete the last frames of a finite signal."""
-        fb = self.features.flush()
-        return self.process_spec(fb.spec)
+        return self.process_spec(*self.analyse(None))
 
     def position(self, result: TrackResult, k: int, t: float) -> ScorePosition:
         """The :class:`ScorePosition` of entry ``k`` of ``result`` at audio time ``t``."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+import dataclasses
 from dataclasses import dataclass
 
 import numba
@@ -165,10 +166,17 @@ class TrackResult:
     def __len__(self) -> int:
         return len(self.state)
 
+    def __getitem__(self, index) -> "TrackResult":
+        """The entries at ``index`` (a slice or an index array) of every field."""
+        return TrackResult(*(getattr(self, k)[index] for k in RESULT_FIELDS))
+
     @staticmethod
     def concat(results: "list[TrackResult]") -> "TrackResult":
-        names = ("score_frame", "score_quarters", "bar", "tempo", "confidence", "state", "cost", "path_frame")
-        return TrackResult(*(np.concatenate([getattr(r, k) for r in results]) for k in names))
+        return TrackResult(*(np.concatenate([getattr(r, k) for r in results]) for k in RESULT_FIELDS))
+
+
+#: TrackResult's fields, in order
+RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TrackResult))
 
 
 @numba.njit(cache=True, fastmath=False)
@@ -270,6 +278,12 @@ def _clear(d, l, loc, segs, n_segs):  # pragma: no cover - compiled
             loc[i] = np.nan
 
 
+#: the tracker's state besides its cost columns and tempo history (OnlineTracker.checkpoint)
+_SCALAR_STATE = ("_cur", "_seeded", "_best", "_progress", "_tempo", "_phase", "_acc_n", "_n_columns", "_frame",
+                 "_ema_best", "_ema_mean", "_ema_w", "_low_since", "_confidence", "_state", "_hold_onset",
+                 "_hold_since", "_heard_frame")
+
+
 class OnlineTracker:
     """Follow audio features in one score (see the module docstring for the method).
 
@@ -297,6 +311,10 @@ class OnlineTracker:
         self.score = score
         n = score.n_frames
         self._feats = np.ascontiguousarray(score.features, dtype=np.float64)
+        # the frames for audio whose onset part is the spectral difference (ScoreFeatures.fast_features)
+        self._feats_fast = self._feats if score.fast_features is None else \
+            np.ascontiguousarray(score.fast_features, dtype=np.float64)
+        self._cur_feats = self._feats
         self._silent = np.ascontiguousarray(score.silent, dtype=np.bool_)
         # jump list as a linked list per destination: jump_in[dst] -> first jump, jsrc[j] = (src, next)
         self._jump_in = np.full(n, -1, np.int64)
@@ -419,7 +437,7 @@ class OnlineTracker:
         _clear(self._d[cur], self._l[cur], self._loc[cur], self._segs[cur], len(self._segs[cur]))
         new_segs = self._next_segments(self._best)
         best_i, best_local, mean_local = _column(
-            x, self._feats, self._silent, self._d[p1], self._l[p1], self._d[p2], self._l[p2],
+            x, self._cur_feats, self._silent, self._d[p1], self._l[p1], self._d[p2], self._l[p2],
             self._d[cur], self._l[cur], self._loc[p1], self._loc[cur], new_segs, len(new_segs),
             self._jump_in, self._jsrc, p.onset_weight, p.step_penalty, p.jump_penalty)
         self._segs[cur] = new_segs
@@ -475,8 +493,30 @@ class OnlineTracker:
             self._low_since = None
         self._state = TRACKING
 
+    # ------------------------------------------------------------------------------------ checkpoint
+    def checkpoint(self) -> tuple:
+        """The tracker's state, to :meth:`restore` after following some frames provisionally. Costs
+        O(window): outside its window segments the accumulated cost columns are always cleared."""
+        cols = []
+        for k in range(3):
+            segs = self._segs[k].copy()
+            idx = np.concatenate([np.arange(a, b + 1) for a, b in segs]) if len(segs) else np.zeros(0, np.int64)
+            cols.append((segs, idx, self._d[k][idx], self._l[k][idx], self._loc[k][idx]))
+        return cols, {name: getattr(self, name) for name in _SCALAR_STATE}, self._acc.copy(), deque(self._hist)
+
+    def restore(self, state: tuple) -> None:
+        """Return to a :meth:`checkpoint` (each checkpoint is restored at most once)."""
+        cols, scalars, acc, hist = state
+        for k, (segs, idx, d, l, loc) in enumerate(cols):
+            _clear(self._d[k], self._l[k], self._loc[k], self._segs[k], len(self._segs[k]))
+            self._d[k][idx], self._l[k][idx], self._loc[k][idx] = d, l, loc
+            self._segs[k] = segs
+        for name, value in scalars.items():
+            setattr(self, name, value)
+        self._acc, self._hist = acc, hist
+
     # --------------------------------------------------------------------------------------- process
-    def process(self, features: np.ndarray, silent: np.ndarray | None = None) -> TrackResult:
+    def process(self, features: np.ndarray, silent: np.ndarray | None = None, *, fast: bool = False) -> TrackResult:
         """Advance by a block of audio feature frames.
 
         Parameters
@@ -485,6 +525,10 @@ class OnlineTracker:
             From :class:`companion.tracking.chroma.AudioChroma`.
         silent : np.ndarray [shape=(n_frames,), dtype=bool], optional
             Silent frames: they do not move the position (the player is not playing).
+        fast : bool
+            The onset part of ``features`` is the spectral difference although the score's is made for
+            note activations (:attr:`ScoreFeatures.fast_features`): compare with the score's other
+            frames (the provisional frames of :class:`~companion.tracking.follower.Follower`).
 
         Returns
         -------
@@ -508,6 +552,7 @@ class OnlineTracker:
         waiting = np.zeros(n, bool)
         frames = self._frame + 1 + np.arange(n)
         sc = self.score
+        self._cur_feats = self._feats_fast if fast else self._feats
         for k in range(n):
             self._frame += 1
             if self._seeded and not silent[k]:

@@ -98,6 +98,10 @@ class Transcriber:
         self._flushed = False
         #: the feature frames of the last :meth:`process` call (for the tracker's chroma)
         self.last_features: FeatureBlock = FeatureBlock.empty(0)
+        #: the note activations completed by the last call (``(n, 88)``, frames from
+        #: :attr:`last_activations_first` on; for the tracker's onset feature)
+        self.last_activations = np.zeros((0, N_KEYS), np.float32)
+        self.last_activations_first = 0
 
     @property
     def features_dim(self) -> int:
@@ -133,7 +137,8 @@ class Transcriber:
         self.last_features = fb
         self._add_features(fb)
         upto = self._feat_first + len(self._feat) - self.lookahead_frames
-        act = self._online_activations(upto, complete=True)
+        self.last_activations_first = self._next_act
+        act = self.last_activations = self._online_activations(upto, complete=True)
         return peaks_to_events(self.picker.process(act))
 
     def flush(self) -> list[NoteEvent]:
@@ -144,7 +149,8 @@ class Transcriber:
         self.last_features = fb
         self._add_features(fb)
         end = self._feat_first + len(self._feat)
-        act = self._online_activations(end, complete=False)
+        self.last_activations_first = self._next_act
+        act = self.last_activations = self._online_activations(end, complete=False)
         peaks = np.concatenate([self.picker.process(act), self.picker.flush()])
         self._flushed = True
         return peaks_to_events(peaks)
