@@ -43,7 +43,7 @@ def warm_up(*, transcriber: bool = False) -> None:
         bars = np.zeros(1, BAR_DTYPE)
         bars[0] = (0.0, 0.0, "1", "")
         follower = Follower(Piece(PieceMeta("warm-up", "", ""), notes, bars))  # loads the compiled kernels
-        follower.process(np.zeros(4410, np.float32))
+        follower.process_spec(np.zeros((10, 1025), np.float32), np.zeros((10, 88), np.float32))
     except Exception:  # the follow job will report it
         log.debug("warming up the tracker failed", exc_info=True)
     if transcriber:
