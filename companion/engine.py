@@ -5,7 +5,8 @@ One plain object (:class:`Engine`, no threads) joins the stages of DESIGN.md §1
 * **Analysis** (:meth:`Engine.analyse`): one :class:`~companion.transcription.features.IncrementalFeatures`
   (owned by the :class:`~companion.transcription.transcriber.Transcriber`) computes each STFT frame
   once; the transcriber turns the frames into notes and the same 2048-window spectrum
-  (``Transcriber.last_features.spec``) feeds the tracker's chroma. MIDI input
+  (``Transcriber.last_features.spec``) feeds the tracker's chroma, its note activations
+  (``Transcriber.last_activations``) the tracker's onset feature. MIDI input
   (:class:`NoteBlock`) skips this: its notes go straight to the identifier.
 * **Arbitration** (:meth:`Engine.decide`): every ``identify_every_s`` seconds of input, the
   :class:`~companion.fingerprint.identify.Identifier` looks at the notes of the last ``horizon_s``
