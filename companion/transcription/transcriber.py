@@ -143,7 +143,10 @@ class Transcriber:
 
     def flush(self) -> list[NoteEvent]:
         """End of stream: complete the last frames (zero padding, as offline) and their notes."""
-        if self._flushed:
+        if self._flushed:  # nothing more: no frames, no activations either
+            self.last_features = FeatureBlock.empty(self._feat_first + len(self._feat))
+            self.last_activations = np.zeros((0, N_KEYS), np.float32)
+            self.last_activations_first = self._next_act
             return []
         fb = self.features.flush()
         self.last_features = fb
