@@ -99,7 +99,8 @@ def test_a_note_crossed_before_it_is_heard_keeps_its_bar(bach):
     starts = bach.bars["start_quarters"]
 
     def run(feats, hold):
-        tr = OnlineTracker(sc, params=TrackerParams(lead_s=0.0, hold_onset_strength=0.5 if hold else 0.0))
+        tr = OnlineTracker(sc, params=TrackerParams(lead_s=0.0, hold_onset_strength=0.5 if hold else 0.0,
+                                                    hold_position_s=0.0))
         tr.seed(0.0, 1.0)
         # in blocks: the hold's state carries over from block to block
         return TrackResult.concat([tr.process(feats[s:s + 7], silent[s:s + 7]) for s in range(0, len(feats), 7)])
@@ -122,6 +123,39 @@ def test_a_note_crossed_before_it_is_heard_keeps_its_bar(bach):
     assert (q - prv < 0.25).all()
     assert np.array_equal(b.bar[differ], np.searchsorted(starts, prv + 1e-9, side="right") - 1)
     assert np.array_equal(a.bar[differ], b.bar[differ] + 1)
+
+
+def test_a_note_crossed_before_it_is_heard_holds_the_position(bach):
+    """hold_position_s: the reported position stays just before a note it has crossed until the note's
+    onset is heard (for at most hold_position_s); the path itself goes on unchanged."""
+    sc = score_features(bach)
+    x, silent = _warped_features(sc, np.arange(3000) / 100.0 * 0.8)
+    ons = sc.onsets
+
+    def run(feats, hold_s):
+        tr = OnlineTracker(sc, params=TrackerParams(lead_s=0.0, hold_position_s=hold_s))
+        tr.seed(0.0, 1.0)
+        return TrackResult.concat([tr.process(feats[s:s + 7], silent[s:s + 7]) for s in range(0, len(feats), 7)])
+
+    # every onset heard when the path reaches its note: no difference (but for the few frames where
+    # the path runs more than hold_window_s ahead of the features)
+    assert (run(x, 0.0).score_quarters != run(x, 1.0).score_quarters).mean() < 0.01
+    # no onsets heard: the same path and bars, the position held before each note crossed
+    quiet = x.copy()
+    quiet[:, -12:] = 0.0
+    a, b = run(quiet, 0.0), run(quiet, 0.3)
+    assert np.array_equal(a.path_frame, b.path_frame) and np.array_equal(a.bar, b.bar)
+    held = b.score_quarters < a.score_quarters
+    assert held.sum() > 100 and (~held).sum() > 100
+    q = b.score_quarters[held]
+    nxt = ons[np.searchsorted(ons, q)]
+    assert np.allclose(q, nxt - 0.01)  # just before the note, not yet at it
+    # for at most hold_position_s (plus the onset window) after the path crossed the note
+    first = {}
+    for k in np.nonzero(held)[0]:
+        n = int(np.searchsorted(ons, b.score_quarters[k]))
+        first.setdefault(n, k)
+        assert k - first[n] <= 30 + 10
 
 
 def test_repeat_can_be_skipped(rag):

@@ -36,6 +36,9 @@ import numpy as np
 log = logging.getLogger("companion.bench.follow_bench")
 
 TOLERANCES_MS = (50, 100, 250, 500, 1000, 2000)
+#: samples per audio block, as ``companion follow`` reads a file (``companion.pipeline.BLOCK_S``; a
+#: microphone gives 1024-sample blocks)
+BLOCK = 2048
 ROOT = Path(__file__).resolve().parents[2]
 PMM_PYTHON = ROOT / "bench" / ".venv-pymatchmaker" / "bin" / "python"
 PMM_RUNNER = Path(__file__).with_name("pymatchmaker_runner.py")
@@ -160,7 +163,7 @@ def run_ours(piece, wav: Path, **follower_kw) -> tuple[dict, np.ndarray, np.ndar
     audio, sr = sf.read(str(wav), dtype="float32")
     assert sr == SAMPLE_RATE
     f = Follower(piece, **follower_kw)
-    block = 4410
+    block = BLOCK
     t_feat = t_track = 0.0
     outs, avail = [], []
     for start in range(0, len(audio) + 1, block):

@@ -6,7 +6,7 @@ renders the tuning set (``offset=0``) and the held-out set (``offset=0.5``) of `
 (or the sets given with ``--sets``) once, keeps each file's STFT frames, the transcriber's note
 activations (both with the block that completed them) and ground truth in ``--cache`` (``.npz``, no
 pickle), and then follows them with the parameters given on the command
-line, through the same block sequence as ``follow_bench`` (4410-sample blocks) and the same metrics
+line, through the same block sequence as ``follow_bench`` (``--block`` samples) and the same metrics
 (:func:`follow_bench.evaluate`).
 
 Run::
@@ -33,28 +33,28 @@ from pathlib import Path
 import numpy as np
 
 from companion.bench.engine_bench import parse_overrides
-from companion.bench.follow_bench import GroundTruth, evaluate, ground_truth, render_excerpt, select
+from companion.bench.follow_bench import BLOCK, GroundTruth, evaluate, ground_truth, render_excerpt, select
 
 log = logging.getLogger("companion.bench.follow_tune")
 
 SETS = (0.0, 0.5)  # offsets: the tuning set and the held-out set
 SOUNDFONTS = ("timgm6mb", "fluidr3mono")
-BLOCK = 4410
 
 
-def prepare(cache: Path, n: int = 6, seconds: float = 60.0, sets: tuple[float, ...] = SETS) -> list[dict]:
+def prepare(cache: Path, n: int = 6, seconds: float = 60.0, sets: tuple[float, ...] = SETS,
+            block: int = BLOCK) -> list[dict]:
     """Render and analyse the files of each set once; returns their index entries (one index file per
     set in ``cache``, ``index-<offset>.json``)."""
     index: list[dict] = []
     for offset in sets:
         path = cache / f"index-{offset:g}.json"
         if not path.is_file():
-            path.write_text(json.dumps(_prepare_set(cache, offset, n, seconds), indent=1))
+            path.write_text(json.dumps(_prepare_set(cache, offset, n, seconds, block), indent=1))
         index += json.loads(path.read_text())
     return index
 
 
-def _prepare_set(cache: Path, offset: float, n: int, seconds: float) -> list[dict]:
+def _prepare_set(cache: Path, offset: float, n: int, seconds: float, block: int) -> list[dict]:
     import soundfile as sf
 
     from companion.bench.asap import asap_root, performances
@@ -74,9 +74,9 @@ def _prepare_set(cache: Path, offset: float, n: int, seconds: float) -> list[dic
             audio, sr = sf.read(str(wav), dtype="float32")
             tr = Transcriber(sample_rate=sr)
             specs, avail, acts, act_avail = [], [], [], []
-            for start in range(0, len(audio) + 1, BLOCK):
-                tr.process(audio[start:start + BLOCK]) if start < len(audio) else tr.flush()
-                t = min(start + BLOCK, len(audio)) / sr
+            for start in range(0, len(audio) + 1, block):
+                tr.process(audio[start:start + block]) if start < len(audio) else tr.flush()
+                t = min(start + block, len(audio)) / sr
                 specs.append(tr.last_features.spec)
                 avail.append(np.full(len(tr.last_features.spec), t))
                 acts.append(tr.last_activations)
@@ -130,7 +130,9 @@ def _pooled(ms: list[dict], key: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m companion.bench.follow_tune", description=__doc__.split("\n")[0])
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/companion-bench/follow_tune"))
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/companion-bench/follow_tune"),
+                    help="cache folder (a sub-folder per block size)")
+    ap.add_argument("--block", type=int, default=BLOCK, help="audio block size, samples (as follow_bench's)")
     ap.add_argument("--tp", nargs="*", default=[], metavar="NAME=VALUE", help="TrackerParams overrides")
     ap.add_argument("--cp", nargs="*", default=[], metavar="NAME=VALUE", help="ChromaParams overrides")
     ap.add_argument("--fw", nargs="*", default=[], metavar="NAME=VALUE", help="Follower keyword overrides")
@@ -143,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     from companion.tracking.oltw import TrackerParams
 
     t0 = time.time()
-    index = prepare(args.cache, sets=tuple(args.sets))
-    res = run(index, args.cache, tracker_kw=parse_overrides(args.tp, TrackerParams),
+    cache = args.cache / f"block{args.block}"
+    index = prepare(cache, sets=tuple(args.sets), block=args.block)
+    res = run(index, cache, tracker_kw=parse_overrides(args.tp, TrackerParams),
               chroma_kw=parse_overrides(args.cp, ChromaParams), follower_kw=parse_overrides(args.fw))
     parts = []
     for offset, by_font in sorted(res.items()):

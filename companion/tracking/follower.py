@@ -324,7 +324,7 @@ class Follower:
                              float(result.confidence[k]))
 
 
-def follow_audio(piece: Piece, audio: np.ndarray, *, block_size: int = 4410,
+def follow_audio(piece: Piece, audio: np.ndarray, *, block_size: int = 2048,
                  tracker_params: TrackerParams | None = None, chroma_params: ChromaParams | None = None,
                  score_fps: float = 50.0) -> tuple[TrackResult, np.ndarray]:
     """Follow a whole signal offline, through the same block-by-block path as live input.

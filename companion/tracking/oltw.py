@@ -103,6 +103,12 @@ class TrackerParams:
         latency: the path crosses a note some frames after its onset is heard).
     hold_max_q : float
         Hold for at most this far (quarter notes) past the note's onset.
+    hold_position_s : float
+        With ``snap_display`` and ``hold_onset_strength``: the reported position (``score_quarters``)
+        stays just before a note onset it has crossed while that note has not been heard, for at most
+        this long (audio seconds) after the crossing. Between notes the position runs on at the tempo
+        estimate; in slow, free music it reaches the next note before the player does, which a follower
+        that claims a note it has not heard should not. 0 turns this off.
     """
 
     audio_fps: float = 100.0
@@ -124,6 +130,7 @@ class TrackerParams:
     hold_onset_strength: float = 0.5
     hold_window_s: float = 0.1
     hold_max_q: float = 0.25
+    hold_position_s: float = 1.0
 
 
 @dataclass
@@ -589,7 +596,10 @@ class OnlineTracker:
             starts = sc.piece.bars["start_quarters"]
             shown = quarters[ok]
             if self.params.snap_display and len(sc.onsets):
-                shown = self._snap(quarters, ok, features[:, nc:].sum(axis=1), frames)[ok]
+                snapped, held = self._snap(quarters, ok, features[:, nc:].sum(axis=1), frames)
+                shown = snapped[ok]
+                hold = held >= 0
+                quarters[hold] = np.minimum(quarters[hold], sc.onsets[held[hold]] - _BEFORE_Q)
             bar[ok] = np.clip(np.searchsorted(starts, shown + 1e-9, side="right") - 1, 0, len(starts) - 1)
             # nothing heard since the seed: the player has not reached the seed position yet
             quarters[ok & waiting] -= _BEFORE_Q
@@ -597,17 +607,20 @@ class OnlineTracker:
                            state=state, cost=cost, path_frame=raw)
 
     def _snap(self, quarters: np.ndarray, ok: np.ndarray, onset_strength: np.ndarray,
-              frames: np.ndarray) -> np.ndarray:
+              frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The score position whose bar is shown, per frame (``snap_display``): the next score onset at
         or after the position, or the onset just crossed while its note has not been heard yet
-        (``hold_onset_strength``). Frames outside ``ok`` are returned unchanged."""
+        (``hold_onset_strength``). Frames outside ``ok`` are returned unchanged. Also returns, per frame,
+        the index of the onset the position is held before (``hold_position_s``), or -1."""
         p = self.params
         ons = self.score.onsets
         nxt = np.searchsorted(ons, np.where(ok, quarters, -np.inf) - 1e-6, side="left")
         out = np.where(ok & (nxt < len(ons)), ons[np.minimum(nxt, len(ons) - 1)], quarters)
+        held = np.full(len(quarters), -1, np.int64)
         if p.hold_onset_strength <= 0:
-            return out
+            return out, held
         window = int(round(p.hold_window_s * p.audio_fps))
+        hold_frames = p.hold_position_s * p.audio_fps
         for k in range(len(quarters)):
             if onset_strength[k] >= p.hold_onset_strength:
                 self._heard_frame = int(frames[k])
@@ -621,6 +634,9 @@ class OnlineTracker:
             self._hold_onset = prv
             if self._hold_since is not None and self._heard_frame >= self._hold_since:
                 self._hold_since = None
-            if self._hold_since is not None and prv >= 0 and quarters[k] - ons[prv] < p.hold_max_q:
-                out[k] = ons[prv]
-        return out
+            if self._hold_since is not None and prv >= 0:
+                if quarters[k] - ons[prv] < p.hold_max_q:
+                    out[k] = ons[prv]
+                if frames[k] - window - self._hold_since < hold_frames:
+                    held[k] = prv
+        return out, held
