@@ -201,11 +201,23 @@ class Follower:
             self._waiting, self._waiting_silent = self._waiting[k:], self._waiting_silent[k:]
             self._next_frame += k
         if len(self._waiting):  # the rest provisionally
-            state = self._checkpoint()
-            ahead = self._advance(self._waiting, self._waiting_silent, fast=True)
-            self._restore(state)
-            parts.append(ahead[max(0, first_new - self._next_frame):])
+            parts.append(self._provisional()[max(0, first_new - self._next_frame):])
         return TrackResult.concat(parts) if parts else self._advance(feats[:0], silent[:0])
+
+    def _provisional(self) -> TrackResult:
+        """Follow the frames waiting for their activations from a checkpoint, then restore it. Of the
+        start-tempo candidates, only the one reported now follows them (a switch of candidates waits for
+        settled frames): the provisional frames are followed again and again, block after block."""
+        if self._candidates and self._pick >= 0:
+            tr = self._candidates[self._pick]
+            state = tr.checkpoint()
+            ahead = tr.process(self._waiting, self._waiting_silent, fast=True)
+            tr.restore(state)
+            return ahead
+        state = self._checkpoint()
+        ahead = self._advance(self._waiting, self._waiting_silent, fast=True)
+        self._restore(state)
+        return ahead
 
     def _checkpoint(self) -> tuple:
         trackers = self._candidates or [self.tracker]

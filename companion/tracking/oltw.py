@@ -33,6 +33,7 @@ References
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 import dataclasses
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ class TrackerParams:
     confidence_s: float = 4.0
     lost_confidence: float = 0.25
     lost_after_s: float = 3.0
-    lead_s: float = 0.05
+    lead_s: float = 0.035
     snap_display: bool = True
     hold_onset_strength: float = 0.5
     hold_window_s: float = 0.1
@@ -476,11 +477,11 @@ class OnlineTracker:
         slope = (self._progress - hist[0][1]) / self.score.fps / (span / p.audio_fps)
         if slope <= 0:
             return
-        target = float(np.clip(slope, p.min_tempo, p.max_tempo))
+        target = min(max(float(slope), p.min_tempo), p.max_tempo)  # (scalar math: this runs per frame)
         # trust the slope as much as the path: a path that has lost the music (low confidence) must not
         # drag the tempo down (or up) with it, or it can no longer catch up within the slope limit of 2
         rate = min(1.0, p.tempo_rate * self._confidence / p.audio_fps)
-        self._tempo = float(np.exp(np.log(self._tempo) + rate * (np.log(target) - np.log(self._tempo))))
+        self._tempo = math.exp(math.log(self._tempo) + rate * (math.log(target) - math.log(self._tempo)))
 
     def _update_state(self) -> None:
         p = self.params
@@ -489,7 +490,7 @@ class OnlineTracker:
             return
         best = self._ema_best / self._ema_w
         mean = self._ema_mean / self._ema_w
-        self._confidence = float(np.clip(1.0 - best / max(mean, 1e-9), 0.0, 1.0))
+        self._confidence = min(max(1.0 - best / max(mean, 1e-9), 0.0), 1.0)
         if self._confidence < p.lost_confidence:
             if self._low_since is None:
                 self._low_since = self._frame
