@@ -39,6 +39,9 @@ TOLERANCES_MS = (50, 100, 250, 500, 1000, 2000)
 #: samples per audio block, as ``companion follow`` reads a file (``companion.pipeline.BLOCK_S``; a
 #: microphone gives 1024-sample blocks)
 BLOCK = 2048
+#: pymatchmaker's audio frame of performance time ``k * hop`` is emitted after ``k + 2`` hops are read
+#: (``matchmaker.io.audio.AudioStream``: the first hop only fills its cache)
+PMM_INPUT_HOPS = 2
 ROOT = Path(__file__).resolve().parents[2]
 PMM_PYTHON = ROOT / "bench" / ".venv-pymatchmaker" / "bin" / "python"
 PMM_RUNNER = Path(__file__).with_name("pymatchmaker_runner.py")
@@ -208,7 +211,9 @@ def run_pymatchmaker(score: Path, wav: Path, method: str, timeout_s: float, *, c
     reused when ``cache`` is set (pymatchmaker is deterministic on a given file; ``--no-cache`` reruns)."""
     cached = wav.with_name(f"{wav.stem}.pmm-{method}.json")
     if cache and cached.is_file():
-        return json.loads(cached.read_text())
+        out = json.loads(cached.read_text())
+        if "hop_s" in out:  # (made before 2026-12-03's session 9 otherwise: rerun)
+            return out
     if not PMM_PYTHON.is_file():
         return None
     cmd = [str(PMM_PYTHON), str(PMM_RUNNER), "--score", str(score), "--audio", str(wav), "--method", method]
@@ -315,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
                           **{f"within_{t}": 0.0 for t in TOLERANCES_MS}, "failed": True}
                 else:
                     pq = np.asarray(res["quarters"], float)
-                    pav = np.asarray(res["t"], float)
+                    # available once its input was read: its audio stream reads one hop per step and
+                    # emits the frame of performance time k * hop after reading k + 2 hops (as ours is
+                    # available at the end of the block that completed it)
+                    pav = np.asarray(res["t"], float) + PMM_INPUT_HOPS * res["hop_s"]
                     pmeas = np.array([piece.measure_at(x)[0] if np.isfinite(x) else None for x in pq], object)
                     pm = evaluate(gt, pav, pq, pmeas)
                     cpu.setdefault(key, []).append(res["cpu_s"] / res["duration_s"])

@@ -3,9 +3,11 @@
 Runs in ``bench/.venv-pymatchmaker`` (pymatchmaker needs numpy<2; see ``setup_pymatchmaker.sh``), as a
 subprocess of :mod:`companion.bench.follow_bench`; it imports nothing from ``companion``.
 
-Output: ``{"method", "t": [...], "quarters": [...], "cpu_s", "setup_cpu_s", "duration_s"}`` where ``t``
-is the performance time (s) of each alignment-path entry and ``quarters`` its score position converted
-from partitura beats to quarter notes along the (maximally) unfolded score.
+Output: ``{"method", "t": [...], "quarters": [...], "hop_s", "cpu_s", "setup_cpu_s", "duration_s"}`` where
+``t`` is the performance time (s) of each alignment-path entry (pymatchmaker's ``current_perf_time``:
+``k * hop`` for its ``k``-th feature frame), ``quarters`` its score position converted from partitura
+beats to quarter notes along the (maximally) unfolded score, and ``hop_s`` the hop of its audio stream
+(its file input feeds one hop per step and emits frame ``k`` once it has read ``k + 2`` hops).
 
 Usage: ``bench/.venv-pymatchmaker/bin/python companion/bench/pymatchmaker_runner.py --score S.mxl
 --audio X.wav --method arzt``
@@ -52,7 +54,8 @@ def main() -> int:
     q0 = float(part.quarter_map(part.first_point.t)) if part.first_point is not None else 0.0
     quarters = quarters - q0
     print(json.dumps({"method": args.method, "t": [round(float(x), 4) for x in t],
-                      "quarters": [round(float(x), 4) for x in quarters], "cpu_s": c2 - c1,
+                      "quarters": [round(float(x), 4) for x in quarters],
+                      "hop_s": mm.hop_length / float(mm.sample_rate), "cpu_s": c2 - c1,
                       "setup_cpu_s": c1 - c0, "duration_s": duration}))
     return 0
 

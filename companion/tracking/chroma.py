@@ -159,7 +159,7 @@ def activation_onsets(act: np.ndarray, floor: float) -> np.ndarray:
     return _scale_onsets(_fold(np.asarray(act, np.float64)), floor)
 
 
-def frame_distance(a: np.ndarray, b: np.ndarray, onset_weight: float = 0.35) -> float:
+def frame_distance(a: np.ndarray, b: np.ndarray, onset_weight: float = 0.5) -> float:
     """Distance in [0, 1] between two feature frames (the tracker's local cost, for reference).
 
     ``(1 - w) * (1 - <chroma_a, chroma_b>) + w * 0.5 * |onset_a - onset_b|_1``; a silent chroma

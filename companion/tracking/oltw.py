@@ -66,7 +66,9 @@ class TrackerParams:
     jump_s : float
         Length of the segment kept open after a repeat jump target.
     onset_weight : float
-        Weight of the onset part of the local distance (the rest is chroma).
+        Weight of the onset part of the local distance (the rest is chroma). 0.35 suited the spectral
+        difference; with the transcriber's note activations (sharper, and silent between notes) 0.5 is
+        better (bench/results/tracking.md, session 9).
     step_penalty : float
         Extra relative cost of non-diagonal steps.
     jump_penalty : float
@@ -116,7 +118,7 @@ class TrackerParams:
     back_s: float = 1.5
     ahead_s: float = 5.0
     jump_s: float = 3.0
-    onset_weight: float = 0.35
+    onset_weight: float = 0.5
     step_penalty: float = 0.3
     jump_penalty: float = 4.0
     tempo_window_s: float = 4.0
@@ -144,7 +146,8 @@ class TrackResult:
         Position in score frames (fractional), -1 before a seed.
     score_quarters : np.ndarray, float64
         Position along the unfolded score in quarter notes (NaN before a seed; just before the seed
-        position until the first sounding frame after it).
+        position until the first sounding frame after it; just before a note the path has crossed but
+        the audio has not yet sounded, :attr:`TrackerParams.hold_position_s`).
     bar : np.ndarray, int32
         Index into ``piece.bars`` (-1 before a seed): the bar shown. With
         :attr:`TrackerParams.snap_display`, the bar of the next note onset at or after
