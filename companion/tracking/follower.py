@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from companion.score.model import Piece
-from companion.tracking.chroma import AudioChroma, ChromaParams, ScoreFeatures, activation_onsets, score_features
+from companion.tracking.chroma import AudioChroma, ChromaParams, activation_onsets, score_features
 from companion.tracking.oltw import RESULT_FIELDS, STATE_NAMES, OnlineTracker, TrackerParams, TrackResult
 
 __all__ = ["ScorePosition", "Follower", "follow_audio", "SAMPLE_RATE", "HOP_SIZE"]
