@@ -66,7 +66,9 @@ class ChromaParams:
     Parameters
     ----------
     gamma : float
-        Log compression ``log1p(gamma * x / max(x))`` of the chroma.
+        Log compression ``log1p(gamma * x / max(x))`` of the chroma. 3 was chosen with the spectral
+        difference as the onset part; with the note activations 1.5-2.5 are better alike on the
+        development sets of the tracking benchmark (bench/results/tracking.md, session 9).
     onset_gamma : float
         Log compression of the pitch spectrum before the positive difference (audio side).
     onset_floor : float
@@ -87,7 +89,7 @@ class ChromaParams:
         Added to the sum of the folded activations before scaling (as ``onset_floor``).
     """
 
-    gamma: float = 3.0
+    gamma: float = 2.0
     onset_gamma: float = 1.0
     onset_floor: float = 4.0
     silence_level: float = 0.05
