@@ -18,7 +18,8 @@ Run::
 ``--tp`` overrides :class:`~companion.tracking.oltw.TrackerParams` fields, ``--cp``
 :class:`~companion.tracking.chroma.ChromaParams` fields and ``--fw`` keyword arguments of
 :class:`~companion.tracking.follower.Follower`. One line per run: bar right and the share within
-100 / 250 / 500 ms for each set, and per soundfont (bar right / within 250 ms).
+100 / 250 / 500 ms for each set, the CPU time of following (mean CPU s per audio s, without the cached
+STFT and activations), and per soundfont (bar right / within 250 ms).
 """
 
 from __future__ import annotations
@@ -110,14 +111,18 @@ def run(index: list[dict], cache: Path, *, tracker_kw: dict, chroma_kw: dict, fo
         f = Follower(piece, tracker_params=tp, chroma_params=cp, **follower_kw)
         spec, avail, act, act_avail = z["spec"], z["avail"], z["act"], z["act_avail"]
         outs = []
-        for t in np.unique(np.concatenate([avail, act_avail])):  # the blocks, as they came
-            a = act[act_avail == t] if cp.note_onsets else None
-            outs.append(f.process_spec(spec[avail == t], a))
+        blocks = [(spec[avail == t], act[act_avail == t] if cp.note_onsets else None)
+                  for t in np.unique(np.concatenate([avail, act_avail]))]  # the blocks, as they came
+        c0 = time.process_time()
+        for s, a in blocks:
+            outs.append(f.process_spec(s, a))
+        cpu = (time.process_time() - c0) / (len(spec) / 100.0)
         r = TrackResult.concat(outs)
         bars = piece.bars["number"]
         measures = np.array([str(bars[b]) if b >= 0 else None for b in r.bar], dtype=object)
         gt = GroundTruth(z["onset"], z["quarters"], z["measure"].astype(object))
         m = evaluate(gt, avail, r.score_quarters, measures)
+        m["cpu_track"] = cpu  # CPU s per audio s of following (spectrogram and activations cached)
         res.setdefault(e["offset"], {}).setdefault(e["soundfont"], []).append(m)
         log.debug("%s: %s", e["key"], m)
     return res
@@ -154,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         ms = sum(by_font.values(), [])
         name = {0.0: "tuning", 0.5: "held-out"}.get(offset, f"dev {offset:g}")
         parts.append(f"{name}: bar {100 * _pooled(ms, 'bar'):.1f} w100 {100 * _pooled(ms, 'within_100'):.1f} "
-                     f"w250 {100 * _pooled(ms, 'within_250'):.1f} w500 {100 * _pooled(ms, 'within_500'):.1f} ("
+                     f"w250 {100 * _pooled(ms, 'within_250'):.1f} w500 {100 * _pooled(ms, 'within_500'):.1f} "
+                     f"cpu {np.mean([m['cpu_track'] for m in ms]):.3f} ("
                      + ", ".join(f"{font} {100 * _pooled(v, 'bar'):.1f}/{100 * _pooled(v, 'within_250'):.1f}"
                                  for font, v in by_font.items()) + ")")
     print(" ".join(args.tp + args.cp + args.fw) or "defaults", "|", " || ".join(parts), f"[{time.time() - t0:.0f} s]")
