@@ -208,25 +208,25 @@ class Follower:
         """Follow the frames waiting for their activations from a checkpoint, then restore it. Of the
         start-tempo candidates, only the one reported now follows them (a switch of candidates waits for
         settled frames): the provisional frames are followed again and again, block after block."""
-        if self._candidates and self._pick >= 0:
-            tr = self._candidates[self._pick]
-            state = tr.checkpoint()
-            ahead = tr.process(self._waiting, self._waiting_silent, fast=True)
-            tr.restore(state)
+        if self._candidates and self._pick < 0:  # none reported yet: all of them, and their consensus
+            state = self._checkpoint()
+            ahead = self._advance(self._waiting, self._waiting_silent, fast=True)
+            self._restore(state)
             return ahead
-        state = self._checkpoint()
-        ahead = self._advance(self._waiting, self._waiting_silent, fast=True)
-        self._restore(state)
+        tr = self._candidates[self._pick] if self._candidates else self.tracker
+        state = tr.checkpoint()
+        ahead = tr.process(self._waiting, self._waiting_silent, fast=True)
+        tr.restore(state)
         return ahead
 
     def _checkpoint(self) -> tuple:
-        trackers = self._candidates or [self.tracker]
-        return ([tr.checkpoint() for tr in trackers], list(self._candidates), self.tracker, self._pick,
+        """The start-tempo candidates' state and their consensus's."""
+        return ([tr.checkpoint() for tr in self._candidates], list(self._candidates), self.tracker, self._pick,
                 self._sound_frames)
 
     def _restore(self, state: tuple) -> None:
         states, self._candidates, self.tracker, self._pick, self._sound_frames = state
-        for tr, st in zip(self._candidates or [self.tracker], states):
+        for tr, st in zip(self._candidates, states):
             tr.restore(st)
 
     def _advance(self, feats: np.ndarray, silent: np.ndarray, fast: bool = False) -> TrackResult:

@@ -325,7 +325,6 @@ class OnlineTracker:
         # the frames for audio whose onset part is the spectral difference (ScoreFeatures.fast_features)
         self._feats_fast = self._feats if score.fast_features is None else \
             np.ascontiguousarray(score.fast_features, dtype=np.float64)
-        self._cur_feats = self._feats
         self._silent = np.ascontiguousarray(score.silent, dtype=np.bool_)
         # jump list as a linked list per destination: jump_in[dst] -> first jump, jsrc[j] = (src, next)
         self._jump_in = np.full(n, -1, np.int64)
@@ -442,13 +441,13 @@ class OnlineTracker:
                 merged.append([a, b])
         return np.array(merged, np.int64)
 
-    def _step_column(self, x: np.ndarray) -> None:
+    def _step_column(self, x: np.ndarray, score_feats: np.ndarray) -> None:
         p = self.params
         p1, p2, cur = self._cur, (self._cur + 2) % 3, (self._cur + 1) % 3
         _clear(self._d[cur], self._l[cur], self._loc[cur], self._segs[cur], len(self._segs[cur]))
         new_segs = self._next_segments(self._best)
         best_i, best_local, mean_local = _column(
-            x, self._cur_feats, self._silent, self._d[p1], self._l[p1], self._d[p2], self._l[p2],
+            x, score_feats, self._silent, self._d[p1], self._l[p1], self._d[p2], self._l[p2],
             self._d[cur], self._l[cur], self._loc[p1], self._loc[cur], new_segs, len(new_segs),
             self._jump_in, self._jsrc, p.onset_weight, p.step_penalty, p.jump_penalty)
         self._segs[cur] = new_segs
@@ -563,7 +562,7 @@ class OnlineTracker:
         waiting = np.zeros(n, bool)
         frames = self._frame + 1 + np.arange(n)
         sc = self.score
-        self._cur_feats = self._feats_fast if fast else self._feats
+        score_feats = self._feats_fast if fast else self._feats
         for k in range(n):
             self._frame += 1
             if self._seeded and not silent[k]:
@@ -575,7 +574,7 @@ class OnlineTracker:
                     nrm = np.sqrt((x[:nc] ** 2).sum())
                     if nrm > 0:
                         x[:nc] /= nrm
-                    self._step_column(x)
+                    self._step_column(x, score_feats)
                     self._phase -= 1.0
                     if self._phase < 1.0:
                         self._acc[:] = 0.0
@@ -641,6 +640,6 @@ class OnlineTracker:
             if self._hold_since is not None and prv >= 0:
                 if quarters[k] - ons[prv] < p.hold_max_q:
                     out[k] = ons[prv]
-                if frames[k] - window - self._hold_since < hold_frames:
+                if frames[k] - (self._hold_since + window) < hold_frames:  # frames since the crossing
                     held[k] = prv
         return out, held
