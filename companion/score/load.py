@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from companion.score.model import BAR_DTYPE, NOTE_DTYPE, Piece, PieceMeta, ScoreError
+from companion.score.model import BAR_DTYPE, NOTE_DTYPE, Piece, ScoreError
 
 __all__ = ["NOTATED_SUFFIXES", "MIDI_SUFFIXES", "SUPPORTED_SUFFIXES", "READER_VERSION", "load_score", "file_sha256",
            "dedupe_unisons", "verovio_load", "timemap_quarters", "close_silent_gaps"]

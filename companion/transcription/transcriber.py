@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from companion.events import PERF_NOTE_DTYPE, NoteEvent, perf_notes
+from companion.events import NoteEvent, perf_notes
 from companion.transcription.brnn import LOWEST_PITCH, N_KEYS, NoteBRNN
 from companion.transcription.features import FPS, SAMPLE_RATE, FeatureBlock, IncrementalFeatures
 from companion.transcription.peaks import Peak, NotePeakPicker

@@ -1,50 +1,5 @@
-"""The companion engine: identify the piece while listening, then follow it, re-identify after jumps.
-
-One plain object (:class:`Engine`, no threads) joins the stages of DESIGN.md §1:
-
-* **Analysis** (:meth:`Engine.analyse`): one :class:`~companion.transcription.features.IncrementalFeatures`
-  (owned by the :class:`~companion.transcription.transcriber.Transcriber`) computes each STFT frame
-  once; the transcriber turns the frames into notes and the same 2048-window spectrum
-  (``Transcriber.last_features.spec``) feeds the tracker's chroma, its note activations
-  (``Transcriber.last_activations``) the tracker's onset feature. MIDI input
-  (:class:`NoteBlock`) skips this: its notes go straight to the identifier.
-* **Arbitration** (:meth:`Engine.decide`): every ``identify_every_s`` seconds of input, the
-  :class:`~companion.fingerprint.identify.Identifier` looks at the notes of the last ``horizon_s``
-  seconds (at most ``max_notes``).
-
-  - *Searching*: a hypothesis seeds the tracker when it is clearly ahead (confidence
-    ``>= seed_confidence`` and no hypothesis elsewhere within ``seed_margin``), or when two queries in
-    a row agree on it (same piece, positions consistent with the time between them).
-  - *Tracking*: the identifier keeps checking. A query agrees with the tracker when one of its
-    hypotheses within ``agree_tolerance_s`` score seconds of the tracker's position is (nearly) as
-    good as the best. When ``reseed_after`` queries in a row disagree, and agree with each other, the
-    tracker is re-seeded there (another bar far away, another piece, a restart).
-  - *Re-seeding* goes to the best hypothesis or, of those about as good, to the one nearest the
-    tracker's position: where a passage recurs (a da capo written out, a recapitulation) the
-    identifier ranks its occurrences alike, and a slip of a few bars is far more likely than a jump.
-  - *Lost*: when the tracker's confidence collapses (its own "lost" state), a recent confident answer
-    of the identifier elsewhere re-seeds there at once. Otherwise the engine keeps showing the
-    tracker's position (its confidence is often low where it is right: slow movements, a soundfont
-    unlike the score's chroma) for ``lost_grace_s`` more, or as long as the identifier keeps agreeing
-    with it, provided a query has agreed with it since its seed; then it reports "lost" (keeping the
-    last position on show) and searches again.
-  - *Silence* does not move the tracker (silent frames are skipped) and gives the identifier no new
-    notes, so it neither loses nor changes the position.
-
-* **MIDI** (notes only): there is no audio to track, so the position between queries is the last
-  agreeing hypothesis extrapolated at its tempo, frozen once no note has come for ``pause_s``. It is
-  a follower by repeated identification: simple, and only as good as the identifier.
-
-:meth:`Engine.process` (= ``decide(analyse(block))``) returns one :class:`ScorePosition` per block,
-at the block's end on the sample clock. The threaded pipeline (:mod:`companion.pipeline`) runs
-``analyse`` and ``decide`` in two stage threads; the results are the same as the synchronous
-:func:`companion.pipeline.run_offline`.
-
-References
-----------
-A. Arzt, S. Böck, S. Flossmann, H. Frostel, M. Gasser and G. Widmer, "The Complete Classical Music
-Companion V0.9", AES 53rd Conference on Semantic Audio, 2014 (the arbitration this follows).
-"""
+"""The :class:`Engine`: identify, follow, re-identify (the package docstring, :mod:`companion.engine`,
+describes the arbitration)."""
 
 from __future__ import annotations
 
@@ -54,250 +9,19 @@ from typing import Any
 
 import numpy as np
 
+from companion.engine.midi import NoteFollower
+from companion.engine.model import Analysis, Hypothesis, NoteBlock, score_axis
+from companion.engine.params import EngineParams
 from companion.events import PERF_NOTE_DTYPE, NoteEvent, perf_notes
 from companion.tracking.follower import ScorePosition
 
-__all__ = ["EngineParams", "Engine", "NoteBlock", "Analysis", "Hypothesis", "SAMPLE_RATE", "score_axis"]
+__all__ = ["Engine", "SAMPLE_RATE", "FPS", "SEARCHING", "TRACKING", "LOST"]
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
 FPS = 100.0
 SEARCHING, TRACKING, LOST = "searching", "tracking", "lost"
-
-
-@dataclass(frozen=True)
-class EngineParams:
-    """Arbitration parameters (times in seconds of input unless said otherwise).
-
-    Parameters
-    ----------
-    identify_every_s : float
-        Interval between identifier queries.
-    horizon_s : float
-        A query holds the notes of the last ``horizon_s`` seconds ...
-    max_notes : int
-        ... at most this many (the latest).
-    track_horizon_s : float
-        The horizon while tracking (the check for jumps): shorter than ``horizon_s``, so that a jump
-        fills the window with new material sooner (on 15 dev splices of rendered ASAP performances,
-        3 s instead of 5 s cut the median recovery after forward/backward jumps from ~4.5 s to ~3 s).
-    sparse_notes, sparse_horizon_s : int, float
-        While searching, a query whose horizon holds fewer than ``sparse_notes`` notes (slow music)
-        reaches back up to ``sparse_horizon_s`` for the last ``sparse_notes``: 5 s of an Adagio hold
-        too few notes to identify (issue 2's benchmark: half of the 5 s excerpts with < 15 notes are).
-        On the disjoint tuning subset (``engine_bench --offset 0.5 --parts follow``, 8 one-minute runs
-        per soundfont) 0 / 20 / 30 / 40 notes gave 79.4 / 81.6 / 81.6 / 81.6 % (timgm6mb) and 57.7 /
-        58.9 / 65.4 / 65.4 % (fluidr3mono) of the notes in the right bar; a 15 s reach, 63.8 %.
-    min_notes : int
-        No query with fewer notes.
-    min_new_notes : int
-        No query unless this many notes arrived since the last one (silence costs nothing).
-    seed_confidence : float
-        While searching, a hypothesis this confident ...
-    seed_margin : float
-        ... and this far ahead of any hypothesis elsewhere seeds the tracker at once.
-    confirm_confidence : float
-        While searching, two consecutive agreeing hypotheses at least this confident seed it too.
-    confirm_slack : float
-        While searching, the identifier is also asked for hypotheses up to this much below its own
-        rejection threshold; such a hypothesis never seeds alone (``clear`` needs a sure one), only
-        when the next query agrees with it. Off by default: on the disjoint tuning subset (8
-        one-minute runs and 8 splices of each kind per soundfont) 0.05 raised the notes in the right
-        bar from 81.6 / 65.4 % to 82.2 / 66.2 % (timgm6mb / fluidr3mono), cut the median time to the
-        first right bar on fluidr3mono from 7.4 to 6.5 s and seeded no more 30 s runs of pieces left
-        out of the index; but on the reported set (bench/results/engine.md) its gains were within
-        noise (75.1 / 65.5 -> 75.9 / 67.2 %) while 30 s runs of unknown pieces showed a piece for
-        5.3 / 9.1 % of their positions instead of 1.3 / 6.4 %: two consecutive queries share most of
-        their notes, so their agreement is weaker evidence than it looks.
-    track_slack : float
-        The same while tracking (for the checking queries; disagreeing hypotheses must still agree
-        twice in a row). Off: on the tuning subset 0.1 cut the median recovery after a piece change
-        from 5.6 to 4.8 s (timgm6mb) and 7.9 to 4.3 s (fluidr3mono), but its extra re-seeds into
-        recurring passages cost 1.3 / 0.5 points of the notes in the right bar over 16 one-minute
-        runs per soundfont (72.9 -> 71.6 %, 67.0 -> 66.5 %).
-    piece_slack : float
-        Piece mode: hypotheses up to this much below the identifier's rejection threshold count as
-        sure. That threshold is set to reject pieces that are not in the database; with the piece
-        known, only the place is asked, and a place still needs a clear hypothesis or two agreeing
-        queries. On the disjoint tuning subset (``engine_bench --offset 0.5 --parts piece``, 8
-        one-minute runs and 8 splices of each kind per soundfont) 0 / 0.05 / 0.1 / 0.2 / 0.3 gave 82.9 /
-        85.4 / 87.0 / 87.0 / 87.0 % (timgm6mb) and 62.3 / 66.5 / 66.3 / 66.1 / 66.8 % (fluidr3mono) of
-        the notes in the right bar, a first right bar after 3.0 / 2.35 / 2.35 / 2.35 / 2.35 s and 10.0
-        / 4.0 / 6.7 / 6.4 / 6.4 s, and a median recovery after a jump 20 bars back of 5.2 / 4.7 / 4.8 /
-        3.8 / 3.8 s and 5.0 / 4.2 / 3.6 / 3.5 / 3.5 s.
-    agree_tolerance_s : float
-        Score seconds within which two positions (hypothesis vs tracker, or two hypotheses extrapolated
-        to the same time) count as the same place (1.5 s recovered from backward jumps faster than 3 s
-        on dev performances outside the benchmark's, and changed nothing else there).
-    ambiguity_margin : float
-        A hypothesis at the tracker's place that is within this of the best one counts as agreement
-        (repeated passages: the identifier cannot tell them apart, the tracker's context can).
-    reseed_confidence : float
-        While tracking, only hypotheses at least this confident count as disagreement.
-    reseed_after : int
-        Consecutive, mutually consistent disagreeing queries before the tracker is re-seeded.
-    top_k : int
-        Hypotheses asked of the identifier per query.
-    pause_s : float
-        MIDI: the extrapolated position stops this long after the last note.
-    midi_lost_s : float
-        MIDI: "lost" after this long of notes with no agreeing hypothesis.
-    midi_next_bar : bool
-        MIDI: show the bar of the next score note to play (after the last note matched), and never
-        move the position past that note before it is played, rather than the bar of the position
-        extrapolated at the tempo (the notes of a bar's end are otherwise shown in the next bar
-        whenever the extrapolation runs ahead). With it (and with supporting queries setting the
-        position, :meth:`Engine._arbitrate`) the notes in the right bar over 16 one-minute runs of MIDI
-        input rose from 85.6 to 87.8 % (``engine_bench --midi``; 71.2 -> 75.1 % on the disjoint
-        ``--offset 0.5`` set; bench/results/midi.md).
-    midi_chord_s : float
-        MIDI: score onsets this close are one chord; its notes count as played with the first one
-        once this long has passed since it (until then the chord's own bar stays on show: its notes
-        arrive spread over some tens of milliseconds, possibly in two blocks).
-    midi_start : bool
-        MIDI, piece mode: start at the piece's first note (the position waits there until a played
-        note matches), as audio piece mode starts its tracker; otherwise search first, as the
-        whole-database engine does. From the start of a piece (``midi_follow_bench``, the tracking
-        benchmark's held-out set) 60.1 -> 89.8 % of the notes in the right bar: a first query that
-        lands in a written-out da capo or a sequence is no longer taken at once; the identifier still
-        re-seeds a player who starts elsewhere.
-    midi_rivals, midi_rival_margin : bool, float
-        MIDI: a seed chosen among places of the piece that the identifier ranks exactly alike (a
-        theme and its recapitulation: the same notes) keeps the others as rivals, and the first query
-        that ranks one of them ``midi_rival_margin`` above the tracker's place moves the tracker there
-        at once (instead of two disagreeing queries after the margin of ``ambiguity_margin``; one that
-        ranks the tracker's place that far above them ends the doubt). From the start of a piece
-        (``midi_follow_bench``, held-out set) the whole-database engine went from 81.3 to 86.1 % of the
-        notes in the right bar; from random starts (``engine_bench --midi``) 87.7 -> 87.9 % and, on the
-        disjoint ``--offset 0.5`` set, 75.1 -> 79.4 %. Not for audio: its confidences are too noisy for
-        such a margin (tuning subset, fluidr3mono: a switch to the other occurrence on a 0.07 lead 0.5 s
-        after the seed; the minute 65.2 -> 64.9 %, a backward splice never recovered).
-    display_lead_s : float
-        The tracker's position is shown this far ahead (audio seconds at its tempo) while notes sound:
-        the online DTW moves to a new chord only once some frames of it have arrived (for MIDI: the
-        extrapolated position, which is otherwise updated only once per block). 0.1 s raised the
-        share of notes shown in the right bar from 0.67 to 0.89 on a fast movement (Beethoven op. 10/1,
-        bars of ~0.8 s) and changed nothing on a slow one (op. 13/1); 0.2 s and 0.3 s were worse.
-        Audio uses it only without ``tracker_display``.
-    tracker_display : bool
-        Audio: show the tracker's own bar (the bar of the next score onset, held while the note just
-        crossed has not been heard: :class:`~companion.tracking.oltw.TrackerParams`) rather than the
-        bar of its position carried ``display_lead_s`` ahead. Piece mode always does. On the tuning
-        subset (``--offset 0.5``, 8 one-minute runs, 8 splices of each kind per soundfont) it raised
-        the notes in the right bar from 82.0 to 86.0 % (timgm6mb) and 66.3 to 68.4 % (fluidr3mono), the
-        median recovery after a backward jump from 7.1 to 6.7 s and 5.7 to 5.1 s, the rest equal.
-        (Measured before the tracker's display hold, and with 12-bin chroma, it had lost 1.4-9.5
-        points.)
-    lost_grace_s : float
-        After the tracker says "lost", its position stays on show this long (input seconds since that
-        or since the last agreeing query), if a query has agreed with it since it was seeded; a
-        tracker never confirmed by the identifier (a wrong seed) is given up at once. On the tuning
-        subset (16 one-minute runs) 5 s cut the notes shown while "lost" from 5.7 % to 1.9 %.
-    prefer_near : bool
-        Re-seed at the hypothesis nearest the tracker among those within ``ambiguity_margin`` of the
-        best (otherwise at the best) ...
-    near_s : float
-        ... if it is within this many score seconds of the tracker (a slip; farther, the nearest
-        occurrence is no likelier than the best ranked one). On 16 one-minute runs of a disjoint
-        tuning subset (``engine_bench --offset 0.5``) the preference raised the notes shown in the right
-        bar from 61.5 % to 67.1 % (a da capo written out: Beethoven op. 31/2 iii); 30 s kept that
-        (72.3 % vs 72.1 % without a limit, after tracker changes) and recovered one more forward
-        splice of 12, 10 s lost 2 points of the minute.
-    """
-
-    identify_every_s: float = 0.5
-    horizon_s: float = 5.0
-    max_notes: int = 80
-    track_horizon_s: float = 3.0
-    min_notes: int = 8
-    sparse_notes: int = 30
-    sparse_horizon_s: float = 10.0
-    min_new_notes: int = 2
-    confirm_slack: float = 0.0
-    track_slack: float = 0.0
-    seed_confidence: float = 0.6
-    seed_margin: float = 0.1
-    confirm_confidence: float = 0.5
-    piece_slack: float = 0.2
-    agree_tolerance_s: float = 1.5
-    ambiguity_margin: float = 0.1
-    reseed_confidence: float = 0.55
-    reseed_after: int = 2
-    top_k: int = 5
-    pause_s: float = 1.0
-    midi_lost_s: float = 4.0
-    display_lead_s: float = 0.1
-    midi_next_bar: bool = True
-    midi_start: bool = True
-    midi_rivals: bool = True
-    midi_rival_margin: float = 0.03
-    midi_chord_s: float = 0.05
-    tracker_display: bool = True
-    lost_grace_s: float = 5.0
-    prefer_near: bool = True
-    near_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class NoteBlock:
-    """Notes (MIDI input) completed by ``end_s`` on the input's clock: the symbolic analogue of an
-    audio block. ``notes`` is a :data:`~companion.events.PERF_NOTE_DTYPE` array."""
-
-    end_s: float
-    notes: np.ndarray
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """What :meth:`Engine.analyse` hands to :meth:`Engine.decide`.
-
-    Attributes
-    ----------
-    end_s : float
-        Input consumed (the sample clock).
-    spec : np.ndarray [shape=(n_frames, 1025)] or None
-        Magnitude STFT frames completed by the block (None for MIDI input).
-    first_frame : int
-        Global index of ``spec``'s row 0 (frame ``k`` is centred at ``k / 100`` s).
-    notes : np.ndarray, PERF_NOTE_DTYPE
-        Notes completed by the block.
-    final : bool
-        The end of the stream (after ``flush``).
-    activations : np.ndarray [shape=(m, 88)] or None
-        The transcriber's note activations completed by the block (they lag ``spec``), for the
-        tracker's onset feature.
-    activations_first : int
-        Global frame index of ``activations``' row 0.
-    """
-
-    end_s: float
-    spec: np.ndarray | None
-    first_frame: int
-    notes: np.ndarray
-    final: bool = False
-    activations: np.ndarray | None = None
-    activations_first: int = 0
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """A place in a piece proposed by the identifier: score seconds ``score_s`` at input time ``t``."""
-
-    piece: int
-    score_s: float
-    tempo: float
-    confidence: float
-    t: float
-    transposition: int = 0  # performed pitch - score pitch
-    sure: bool = True  # passed the identifier's own threshold (else only a candidate to confirm)
-
-    def predict(self, t: float) -> float:
-        """Score seconds at input time ``t`` at this hypothesis' tempo."""
-        return self.score_s + self.tempo * (t - self.t)
-
-    def same_place(self, other: "Hypothesis", tolerance_s: float) -> bool:
-        return self.piece == other.piece and abs(self.predict(other.t) - other.score_s) <= tolerance_s
 
 
 @dataclass
@@ -307,6 +31,7 @@ class _Stats:
     reseeds: int = 0
     losses: int = 0
     events: list = field(default_factory=list)  # (t, what, piece, score_s)
+
 
 
 class Engine:
@@ -381,7 +106,7 @@ class Engine:
         self.tracker_params = tracker_params
         self._pieces: dict[int, Any] = {}
         self._axes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._onsets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._midi = NoteFollower(self.piece, self.params)
         self.reset()
 
     # ------------------------------------------------------------------------------------- control
@@ -417,7 +142,7 @@ class Engine:
         """Piece mode: track from the first note at once, with the start-tempo candidates (unconfirmed
         until a query agrees with it)."""
         if self.midi:
-            onsets = self._midi_onsets(0)[0]
+            onsets = self._midi.onsets(0)[0]
             first = float(onsets[0]) if len(onsets) else 0.0
             self._current = Hypothesis(0, first - self.params.midi_chord_s, 1.0, 0.0, 0.0)
             self._waiting = True  # the position stays before the first note until a note matches
@@ -441,7 +166,7 @@ class Engine:
             if len(self._pieces) > 16:
                 self._pieces.clear()
                 self._axes.clear()
-                self._onsets.clear()
+                self._midi.clear()
             self._pieces[pid] = pc
         return pc
 
@@ -521,7 +246,7 @@ class Engine:
             self.state = LOST
             self.stats.losses += 1
         if self.midi and self.state == TRACKING and len(a.notes):
-            self._midi_follow(a.notes)
+            self._current, self._waiting = self._midi.follow(self._current, a.notes, self._waiting)
         if (self._t >= self._next_query_s or a.final) and self._query_due():
             self._next_query_s = self._t + self.params.identify_every_s
             seeded = self._arbitrate() or seeded
@@ -760,53 +485,9 @@ class Engine:
         log.info("%.2f s: %s %s at %.1f score s (tempo %.2f, confidence %.2f)", self._t, what,
                  self.db.metas[h.piece].source, score_s, h.tempo, h.confidence)
 
-    def _midi_follow(self, notes: np.ndarray) -> None:
-        """MIDI: move the position to the score note each played note matches near the prediction
-        (same pitch, within ``agree_tolerance_s / 4`` score seconds); unmatched notes change nothing."""
-        h = self._current
-        pc = self.piece(h.piece)
-        on, pitch = pc.notes["onset_s"], pc.notes["pitch"]
-        tol = self.params.agree_tolerance_s / 4
-        for n in notes:
-            t = float(n["onset_s"])
-            pred = h.score_s if self._waiting else h.predict(t)
-            cand = np.flatnonzero((np.abs(on - pred) <= tol) & (pitch == int(n["pitch"]) - h.transposition))
-            if len(cand):
-                best = float(on[cand[np.argmin(np.abs(on[cand] - pred))]])
-                h = Hypothesis(h.piece, best, h.tempo, h.confidence, t, h.transposition)
-                self._waiting = False
-        self._current = h
-
-    def _midi_onsets(self, pid: int) -> tuple[np.ndarray, np.ndarray]:
-        """A piece's score onsets (seconds, sorted) and the bar index of each (cached)."""
-        onsets = self._onsets.get(pid)
-        if onsets is None:
-            pc = self.piece(pid)
-            ok = np.isfinite(pc.notes["onset_s"])
-            order = np.argsort(pc.notes["onset_s"][ok], kind="stable")
-            onsets = self._onsets[pid] = (pc.notes["onset_s"][ok][order], pc.notes["bar"][ok][order])
-        return onsets
-
-    def _midi_next_note(self, h: Hypothesis, now: float) -> tuple[float, int] | None:
-        """MIDI: ``(score seconds, bar index)`` of the next score onset to play after ``h`` (the last
-        note matched, or the seed), None after the last note. The notes of a chord count as played
-        with its first one once ``midi_chord_s`` has passed since (a chord's notes arrive spread
-        over some tens of milliseconds, possibly in two blocks); until then it is ``h``'s own."""
-        onsets = self._midi_onsets(h.piece)
-        c = self.params.midi_chord_s
-        held = self._waiting or now - h.t < c  # (waiting: the next note is the first one)
-        i = int(np.searchsorted(onsets[0], h.score_s + (-c if held else c), side="left" if held else "right"))
-        if i >= len(onsets[0]):
-            return None
-        return float(onsets[0][i]), int(onsets[1][i])
-
     def _midi_score_s(self, now: float) -> float:
-        h = self._current
-        if self._waiting:
-            return h.score_s
-        last_note = float(self._notes["onset_s"][-1]) if len(self._notes) else h.t
-        until = min(now, max(h.t, last_note + self.params.pause_s))
-        return h.predict(max(until, h.t))
+        last = float(self._notes["onset_s"][-1]) if len(self._notes) else None
+        return self._midi.score_s(self._current, now, last, self._waiting)
 
     # -------------------------------------------------------------------------------------- output
     def _position(self, track: Any, seeded: Hypothesis | None) -> ScorePosition:
@@ -826,7 +507,9 @@ class Engine:
                 lead = self.params.display_lead_s if self._sounding() else 0.0
                 score_s, tempo, conf = self._midi_score_s(self._now_s() + lead), self._current.tempo, \
                     self._current.confidence
-                nxt = self._midi_next_note(self._current, self._t) if self.params.midi_next_bar else None
+                nxt = None
+                if self.params.midi_next_bar:
+                    nxt = self._midi.next_note(self._current, self._t, self._waiting)
                 if nxt is not None:  # the bar of the next note to play, and the position never past it
                     q = self._to_q(self._follower_piece, min(score_s, nxt[0]))
                     bar = nxt[1]
@@ -868,30 +551,6 @@ class Engine:
         grace = self.params.lost_grace_s if self._confirmed else 0.0
         return self._t - max(self._doubt_since, self._last_agree_t) >= grace
 
-
-def score_axis(piece: Any, *, tolerance_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Monotone anchor points ``(score seconds, quarters)`` of a piece's unfolded score, shape ``(n,)``
-    each, from its bars and the notes that agree with the bar grid.
-
-    The same construction as the tracker's score axis (:mod:`companion.tracking.chroma`): verovio
-    occasionally gives a note an impossible position (e.g. -1300 quarters in ASAP's Chopin Ballade
-    no. 1), which would break a plain interpolation through all notes.
-    """
-    bq, bs = piece.bars["start_quarters"], piece.bars["start_s"]
-    q, s = piece.notes["onset_quarters"], piece.notes["onset_s"]
-    ok = np.isfinite(q) & np.isfinite(s)
-    if len(bq) >= 2:
-        ok &= q >= bq[0] - 1e-6
-        ok &= np.abs(np.interp(q, bq, bs) - s) <= tolerance_s + 0.5 * np.maximum(q - bq[-1], 0)
-    s = np.concatenate([bs, s[ok]])
-    q = np.concatenate([bq, q[ok]])
-    order = np.lexsort((s, q))
-    s, q = np.maximum.accumulate(s[order]), q[order]
-    keep = np.ones(len(s), bool)
-    keep[1:] = (np.diff(s) > 1e-9) & (np.diff(q) > 1e-9)
-    if keep.sum() < 2:
-        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
-    return s[keep], q[keep]
 
 
 def _to_notes(events: list[NoteEvent]) -> np.ndarray:
