@@ -236,6 +236,44 @@ def test_midi_piece_mode_shows_the_first_bar_before_the_identifier_answers(engin
     assert ok.mean() >= 0.75  # 0.80 measured: one wrong re-seed in a sequence at 11-13 s
 
 
+def test_note_follower_moves_to_the_matched_note_and_stops_after_a_pause():
+    """MIDI's position between answers (:class:`companion.engine.midi.NoteFollower`): a played note moves
+    it to the score note of its pitch near the prediction (and ends the wait at the first note), another
+    pitch does not; it is carried on at the tempo until ``pause_s`` after the last note; the bar on show
+    is that of the next note once ``midi_chord_s`` has passed since the last one matched."""
+    import music21
+
+    from companion.engine import Hypothesis
+    from companion.engine.midi import NoteFollower
+    from companion.events import PERF_NOTE_DTYPE
+    from companion.score.load import load_score
+
+    bach = load_score(Path(music21.__file__).resolve().parent / "corpus" / "bach" / "bwv846.mxl")
+    p = EngineParams()
+    nf = NoteFollower(lambda pid: bach, p)
+    onsets, bars = nf.onsets(0)
+    s0, s1 = float(onsets[0]), float(onsets[onsets > onsets[0] + 1e-6][0])
+    p0 = int(bach.notes["pitch"][np.argmin(bach.notes["onset_s"])])
+
+    def played(t, pitch):
+        n = np.zeros(1, PERF_NOTE_DTYPE)
+        n["onset_s"], n["pitch"], n["velocity"] = t, pitch, 64
+        return n
+
+    start = Hypothesis(0, s0 - p.midi_chord_s, 1.0, 0.9, 0.0)
+    h, waiting = nf.follow(start, played(0.3, p0 + 1), True)
+    assert h is start and waiting  # no score note of that pitch near: nothing moves
+    h, waiting = nf.follow(start, played(0.3, p0), True)
+    assert h.score_s == pytest.approx(s0) and h.t == 0.3 and not waiting
+    assert nf.score_s(h, 0.8, 0.3, False) == pytest.approx(s0 + 0.5)  # at the tempo (1.0)
+    assert nf.score_s(h, 9.0, 0.3, False) == pytest.approx(s0 + p.pause_s)  # stopped pause_s after it
+    assert nf.score_s(start, 9.0, None, True) == pytest.approx(start.score_s)  # waiting: no move
+    assert nf.next_note(h, 0.3 + p.midi_chord_s / 2, False)[0] == pytest.approx(s0)  # the chord's own
+    nxt = nf.next_note(h, 0.3 + 2 * p.midi_chord_s, False)
+    assert nxt[0] == pytest.approx(s1) and nxt[1] == bars[onsets > onsets[0] + 1e-6][0]
+    assert nf.next_note(Hypothesis(0, float(onsets[-1]) + 1.0, 1.0, 0.9, 0.0), 5.0, False) is None
+
+
 def test_a_seed_among_equal_places_moves_at_the_first_query_that_tells_them_apart():
     """A seed chosen among places the identifier ranks alike (a theme and its recapitulation) keeps the
     others as rivals: the first query that ranks a rival clearly above the tracker's place moves the
