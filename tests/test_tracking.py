@@ -270,6 +270,36 @@ def test_live_note_onsets_settle_alike_in_any_blocks(bach, bach_audio):
         assert np.allclose(e.tempo, ends[0].tempo, rtol=1e-6)
 
 
+def test_score_synthesis_sums_note_by_note(bach, rag):
+    """The score's spectra, made for all notes at once, are the sums a loop over the notes makes, to the
+    last bit (the same terms added in the same order), edge frames included."""
+    from companion.tracking.chroma import _HARMONICS, _PITCH_HI, _PITCH_LO, _synthesise
+
+    for piece in (bach, rag):
+        notes = piece.notes[:400]
+        on_s = notes["onset_s"]
+        off_s = np.maximum(on_s + notes["duration_quarters"] * 0.5, on_s + 0.05)
+        n = int(np.floor(on_s.max() * 50 + 1e-9)) + 1  # the last onset in the last frame: cut decays
+        t = np.arange(n) / 50.0
+        pitch = notes["pitch"].astype(int)
+        ref = [np.zeros((n, 88)), np.zeros((n, 88)), np.zeros((n, 12))]
+        for on, off, p in zip(on_s, off_s, pitch):
+            i0, i1 = int(np.floor(on * 50 + 1e-9)), min(n, int(np.ceil((off + 0.3) * 50)) + 1)
+            tt = t[i0:i1] - on
+            env = np.exp(-np.maximum(tt, 0) / (1.2 * 2.0 ** ((60 - p) / 24.0))) * \
+                np.exp(-np.maximum(tt - (off - on), 0.0) / 0.05)
+            ref[2][i0:i0 + 2, p % 12] += (1.0, 0.5)[:min(2, n - i0)]
+            for h, w in _HARMONICS:
+                hp = int(round(p + 12 * np.log2(h)))
+                if _PITCH_LO <= hp <= _PITCH_HI:
+                    ref[0][i0:i1, hp - _PITCH_LO] += w * env
+                    ref[1][i0, hp - _PITCH_LO] += w
+                    if i0 + 1 < n:
+                        ref[1][i0 + 1, hp - _PITCH_LO] += 0.5 * w
+        for got, want in zip(_synthesise(t, on_s, off_s, pitch, 50.0, 1.2), ref):
+            assert np.array_equal(got, want)
+
+
 def test_audio_chroma_blocks_and_silence():
     rng = np.random.default_rng(1)
     spec = np.abs(rng.standard_normal((50, 1025))).astype(np.float32)
