@@ -41,15 +41,15 @@ at the block's end on the sample clock. The threaded pipeline (:mod:`companion.p
 ``analyse`` and ``decide`` in two stage threads; the results are the same as the synchronous
 :func:`companion.pipeline.run_offline`.
 
-References
-----------
-A. Arzt, S. Böck, S. Flossmann, H. Frostel, M. Gasser and G. Widmer, "The Complete Classical Music
-Companion V0.9", AES 53rd Conference on Semantic Audio, 2014 (the arbitration this follows).
-
 The package: :mod:`~companion.engine.core` (the :class:`Engine`), :mod:`~companion.engine.params`
 (:class:`EngineParams`, with what each was measured to do), :mod:`~companion.engine.model` (what
 passes between the stages: blocks, analyses, the identifier's hypotheses; the score axis) and
 :mod:`~companion.engine.midi` (the position between answers for MIDI input).
+
+References
+----------
+A. Arzt, S. Böck, S. Flossmann, H. Frostel, M. Gasser and G. Widmer, "The Complete Classical Music
+Companion V0.9", AES 53rd Conference on Semantic Audio, 2014 (the arbitration this follows).
 """
 
 from companion.engine.core import FPS, LOST, SAMPLE_RATE, SEARCHING, TRACKING, Engine
