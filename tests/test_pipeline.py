@@ -128,9 +128,11 @@ def test_midi_blocks_advance_through_pauses():
 def test_benchmark_midi_excerpts_are_read_as_a_midi_file_is():
     """The engine benchmark's MIDI input (``--midi``): the product's blocks, then silence to the clip's end;
     a splice puts the second clip ``part_s`` after the first."""
-    from companion.bench.excerpts import MidiClip, MidiExcerpts
+    from companion.bench.excerpts import BLOCK, SR, MidiClip, MidiExcerpts
     from companion.events import PERF_NOTE_DTYPE
     from companion.pipeline import BLOCK_S
+
+    assert BLOCK / SR == BLOCK_S  # the audio benchmarks' blocks are the product's too
 
     ex = MidiExcerpts()
     a = MidiClip(np.array([(0.0, 60, 80), (0.5, 64, 80), (0.51, 67, 70)], PERF_NOTE_DTYPE), 2.0)

@@ -21,7 +21,8 @@ import numpy as np
 __all__ = ["SR", "BLOCK", "Renders", "AudioExcerpts", "MidiClip", "MidiExcerpts", "run_audio"]
 
 SR = 44100
-#: audio block of the benchmark runs: what ``companion follow`` reads from a file
+#: audio block of the benchmark runs (engine and tracker): what ``companion follow`` reads from a file,
+#: ``companion.pipeline.BLOCK_S`` (a microphone gives 1024-sample blocks)
 BLOCK = 2048
 
 

@@ -33,12 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from companion.bench.excerpts import BLOCK  # samples per audio block, as ``companion follow`` reads a file
+
 log = logging.getLogger("companion.bench.follow_bench")
 
 TOLERANCES_MS = (50, 100, 250, 500, 1000, 2000)
-#: samples per audio block, as ``companion follow`` reads a file (``companion.pipeline.BLOCK_S``; a
-#: microphone gives 1024-sample blocks)
-BLOCK = 2048
 #: pymatchmaker's audio frame of performance time ``k * hop`` is emitted after ``k + 2`` hops are read
 #: (``matchmaker.io.audio.AudioStream``: the first hop only fills its cache)
 PMM_INPUT_HOPS = 2
