@@ -1,13 +1,15 @@
 """What passes between the engine's stages (a block of notes, the analysis of a block) and from the
 identifier to the arbitration (a hypothesis: a place in a piece at a time); the score axis that maps
-score seconds, the identifier's clock, to the quarters of the unfolded score."""
+score seconds, the identifier's clock, to the quarters of the unfolded score (the tracker's own,
+:func:`companion.tracking.chroma.score_axis`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from companion.tracking.chroma import score_axis  # (the tracker's axis: the engine maps between the two)
 
 __all__ = ["NoteBlock", "Analysis", "Hypothesis", "score_axis"]
 
@@ -71,29 +73,3 @@ class Hypothesis:
 
     def same_place(self, other: "Hypothesis", tolerance_s: float) -> bool:
         return self.piece == other.piece and abs(self.predict(other.t) - other.score_s) <= tolerance_s
-
-
-
-def score_axis(piece: Any, *, tolerance_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Monotone anchor points ``(score seconds, quarters)`` of a piece's unfolded score, shape ``(n,)``
-    each, from its bars and the notes that agree with the bar grid.
-
-    The same construction as the tracker's score axis (:mod:`companion.tracking.chroma`): verovio
-    occasionally gives a note an impossible position (e.g. -1300 quarters in ASAP's Chopin Ballade
-    no. 1), which would break a plain interpolation through all notes.
-    """
-    bq, bs = piece.bars["start_quarters"], piece.bars["start_s"]
-    q, s = piece.notes["onset_quarters"], piece.notes["onset_s"]
-    ok = np.isfinite(q) & np.isfinite(s)
-    if len(bq) >= 2:
-        ok &= q >= bq[0] - 1e-6
-        ok &= np.abs(np.interp(q, bq, bs) - s) <= tolerance_s + 0.5 * np.maximum(q - bq[-1], 0)
-    s = np.concatenate([bs, s[ok]])
-    q = np.concatenate([bq, q[ok]])
-    order = np.lexsort((s, q))
-    s, q = np.maximum.accumulate(s[order]), q[order]
-    keep = np.ones(len(s), bool)
-    keep[1:] = (np.diff(s) > 1e-9) & (np.diff(q) > 1e-9)
-    if keep.sum() < 2:
-        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
-    return s[keep], q[keep]

@@ -47,7 +47,7 @@ import numpy as np
 
 from companion.score.model import Piece
 
-__all__ = ["N_FEATURES", "ChromaParams", "AudioChroma", "ScoreFeatures", "score_features",
+__all__ = ["N_FEATURES", "ChromaParams", "AudioChroma", "ScoreFeatures", "score_features", "score_axis",
            "pitch_filterbank", "frame_distance", "activation_onsets"]
 
 #: frame size with the default parameters (24 chroma + 12 onset bins); see ``ChromaParams.n_features``
@@ -299,6 +299,18 @@ def _consistent_notes(piece: Piece, tolerance_s: float = 1.0) -> np.ndarray:
     ok = (q >= bq[0] - 1e-6) & np.isfinite(q) & np.isfinite(s)
     ok &= np.abs(np.interp(q, bq, bs) - s) <= tolerance_s + 0.5 * np.maximum(q - bq[-1], 0)
     return ok
+
+
+def score_axis(piece: Piece, *, tolerance_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Monotone anchor points ``(score seconds, quarters)`` of a piece's unfolded score, shape ``(n,)``
+    each, from its bars and the notes that agree with the bar grid (:func:`_consistent_notes`): the
+    axis of :func:`score_features`, and the engine's between the identifier's score seconds and the
+    tracker's quarters. Verovio occasionally gives a note an impossible position (e.g. -1300 quarters
+    in ASAP's Chopin Ballade no. 1), which would break a plain interpolation through all notes."""
+    s, q = _seconds_axis(piece, _consistent_notes(piece, tolerance_s))
+    if len(s) < 2:
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    return s, q
 
 
 def _seconds_axis(piece: Piece, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
