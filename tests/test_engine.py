@@ -476,3 +476,47 @@ def test_twin_scores_align_bar_by_bar(asap):
     assert twins.same(a, "3", b, "3") and twins.same(a, "85", b, "85")
     assert not twins.same(a, "86", b, "86")  # the first ending is not in the _no_repeat score
     assert twins.same(a, "86", a, "86") and not twins.same(a, "87", a, "86")
+
+
+@pytest.mark.parametrize("check,offset_s,agrees", [(True, 0.0, True), (False, 0.0, False), (True, 8.0, False)])
+def test_a_query_without_the_trackers_place_has_the_identifier_check_it(check, offset_s, agrees):
+    """Where the same notes recur (a repeat written out), a query's hypotheses may hold only the other
+    occurrence. The engine then has the identifier verify the tracker's own place with the query's
+    notes (``check_tracker``): as good there, the query agrees with the tracker. Without the check it
+    is a disagreement (two in a row re-seed at the other occurrence), and so it is where the notes do not
+    fit the tracker's place (8 s further on)."""
+    import music21
+
+    from companion.bench.identify_data import MemoryDatabase
+    from companion.engine import TRACKING, Hypothesis
+    from companion.fingerprint.identify import Identifier
+    from companion.score.load import load_score
+
+    bach = load_score(Path(music21.__file__).resolve().parent / "corpus" / "bach" / "bwv846.mxl")
+    first = bach.notes[bach.notes["onset_s"] < 30.0]
+    again = first.copy()
+    again["onset_s"] += 32.0
+    db = MemoryDatabase([np.concatenate([first, again])], [bach.meta], lambda i: bach)
+    real = Identifier(db)
+
+    class FirstOccurrenceOnly:  # what a vote that kept only one of the places gives
+        check = staticmethod(real.check)
+
+        def candidates(self, notes, slack=0.0):
+            return [c for c in real.candidates(notes, slack=slack) if c.score_end_s < 31.0]
+
+    from companion.events import PERF_NOTE_DTYPE
+
+    sel = first[(first["onset_s"] >= 10.0) & (first["onset_s"] < 16.0)]
+    notes = np.zeros(len(sel), PERF_NOTE_DTYPE)
+    notes["onset_s"], notes["pitch"] = sel["onset_s"] - 10.0, sel["pitch"]
+    t = float(notes["onset_s"][-1])
+    eng = Engine(db, identifier=FirstOccurrenceOnly(), midi=True, params=EngineParams(check_tracker=check))
+    eng.midi = False  # (audio, without loading the transcriber: the tracker's place is given below)
+    eng.state, eng._follower_piece, eng._notes, eng._t, eng._n_notes = TRACKING, 0, notes, t, len(notes)
+    eng._now_s = lambda: t
+    eng._tracker_hypothesis = lambda now: Hypothesis(0, 42.0 + offset_s + now, 1.0, 1.0, now)  # the repeat
+    hyps = FirstOccurrenceOnly().candidates(notes[notes["onset_s"] > t - eng.params.track_horizon_s])
+    assert hyps and abs(hyps[0].score_end_s - (10.0 + t)) < 0.5  # only the first occurrence
+    assert eng._arbitrate() is None
+    assert (eng._n_disagree == 0) == agrees and eng._confirmed == agrees

@@ -295,3 +295,24 @@ def test_transposed_margin_asks_more_of_transposed_hypotheses(corpus_db):
     assert m and m[0].source == corpus_db.metas[2].source and m[0].measure == bar and m[0].transposition == 3
     u, _ = _excerpt(corpus_db.piece(2), 40.0, 6.0)
     assert strict.candidates(u) == plain.candidates(u)
+
+
+def test_check_verifies_a_given_place(corpus_db, ident):
+    """``check`` scores one given place as ``candidates`` scores a voted one: the same confidence at the
+    best candidate's own place, the same place when started a little off, a low one 20 s away, and a
+    transposed excerpt is right only at its own transposition."""
+    piece = corpus_db.piece(2)
+    q, _ = _excerpt(piece, 40.0, 6.0, transpose=-2, scale=1.4)
+    top = ident.candidates(q)[0]
+    assert top.piece == 2 and top.transposition == -2
+    own = ident.check(q, 2, top.score_end_s, top.tempo_ratio, top.transposition)
+    assert own.sure and own.confidence == pytest.approx(top.confidence)
+    assert own.score_end_s == pytest.approx(top.score_end_s, abs=0.05)
+    off = ident.check(q, 2, top.score_end_s + 0.3, top.tempo_ratio * 1.1, top.transposition)
+    assert off.sure and off.score_end_s == pytest.approx(top.score_end_s, abs=0.1)
+    far = ident.check(q, 2, top.score_end_s + 20.0, top.tempo_ratio, top.transposition)
+    assert not far.sure and far.confidence < 0.5
+    untransposed = ident.check(q, 2, top.score_end_s, top.tempo_ratio, 0)
+    assert not untransposed.sure
+    assert ident.check(q[:2], 2, top.score_end_s, 1.0) is None
+    assert ident.check(q, 99, top.score_end_s, 1.0) is None

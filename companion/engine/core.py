@@ -130,6 +130,7 @@ class Engine:
         self._disagree: list[Hypothesis] = []  # tracking: the last query's disagreeing hypotheses
         self._n_disagree = 0
         self._last_hyps: list[Hypothesis] = []
+        self._query_notes: np.ndarray | None = None
         self._last_agree_t = 0.0
         self._doubt_since: float | None = None  # the tracker said "lost" at this time (still showing it)
         self._confirmed = False  # a query agreed with the tracker since its last seed
@@ -317,6 +318,7 @@ class Engine:
             older = self._notes[self._notes["onset_s"] > self._t - p.sparse_horizon_s]
             sel = older[-max(p.sparse_notes, len(sel)):]
         self._notes_at_query = self._n_notes
+        self._query_notes = sel
         self.stats.queries += 1
         if len(sel) < max(p.min_notes, 3):
             return []
@@ -348,6 +350,10 @@ class Engine:
             switched = self._settle_rivals(hyps, support, now)
             if switched is not None:
                 return switched
+        if p.check_tracker and not self.midi and not (support and self._preferred(hyps, support) is support[0]):
+            here = self._checked_here(now)
+            if here is not None and here.confidence >= best.confidence - p.ambiguity_margin:
+                support = [here]
         if support and self._preferred(hyps, support) is support[0]:
             self._n_disagree, self._disagree = 0, []
             self._last_agree_t = self._t
@@ -415,6 +421,21 @@ class Engine:
         if here > 0 and (top is None or here >= top.confidence + p.midi_rival_margin):
             self._rivals = []
         return None
+
+    def _checked_here(self, now: float) -> Hypothesis | None:
+        """The tracker's place verified by the identifier with the last query's notes, as a hypothesis,
+        if the check stays at that place (within ``agree_tolerance_s``). The query's best hypotheses
+        need not include it: where the same notes recur, the vote may keep only some of the places."""
+        here = self._tracker_hypothesis(now)
+        check = getattr(self.identifier, "check", None)  # (an identifier without it is not asked)
+        if here is None or check is None or self._query_notes is None or len(self._query_notes) < 3:
+            return None
+        t_last = float(self._query_notes["onset_s"][-1])
+        c = check(self._query_notes, here.piece, here.predict(t_last), here.tempo,
+                                  self._current.transposition if self._current is not None else 0)
+        if c is None or not c.sure or abs(c.score_end_s - here.predict(t_last)) > self.params.agree_tolerance_s:
+            return None
+        return Hypothesis(here.piece, c.score_end_s, c.tempo_ratio, c.confidence, t_last, c.transposition)
 
     def _nearest(self, hyps: list[Hypothesis], now: float) -> Hypothesis:
         """Where to re-seed: of the hypotheses about as good as the best (within ``ambiguity_margin``),

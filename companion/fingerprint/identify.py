@@ -251,24 +251,60 @@ class Identifier:
                     out = recent
         return out
 
-    def _candidates(self, notes: np.ndarray, max_query_s: float, slack: float = 0.0) -> list[Candidate]:
+    def check(self, notes: np.ndarray, piece: int, score_end_s: float, tempo_ratio: float,
+              transposition: int = 0) -> Candidate | None:
+        """Verify one given place, e.g. where a tracker is: ``piece`` at ``score_end_s`` score seconds at
+        the last onset of ``notes``, at ``tempo_ratio`` (score seconds per query second) and
+        ``transposition`` (query pitch - score pitch). The place and tempo are refined near the query's
+        centre as a voted candidate's are (see :func:`~companion.fingerprint._verify.verify`), so the
+        returned ``score_end_s`` may differ; ``sure`` and the confidence are as :meth:`candidates`
+        gives them. None for fewer than 3 notes or a piece outside the index."""
         p = self.params
         ix = self.index
-        fp = ix.params
+        q = self._query(notes, p.max_query_s)
+        if q is None or not 0 <= piece < ix.n_pieces:
+            return None
+        onset, pitch = q
+        order = np.lexsort((pitch, onset))
+        qon, qpi = onset[order], pitch[order]
+        tc = 0.5 * (qon[0] + qon[-1])
+        t_sq = -int(transposition)
+        f, end_s, ratio, matched, err, n_score = verify(
+            qon, qpi, ix.note_onset_s, ix.piece_start, self._po, self._pitch_start, self._local,
+            np.array([piece], np.int64), np.array([score_end_s - tempo_ratio * (qon[-1] - tc)]),
+            np.array([float(tempo_ratio)]), np.array([t_sq], np.int64), tc, p.tol1_s, p.band_s, p.band_slope,
+            p.r_min, p.r_max, 1, ix.params.chord_tolerance_s, p.n_grid1)
+        conf = float(f_beta(matched, len(qon), n_score, p.f_beta)[0]) if f[0] > 0 else 0.0
+        thr = float(self.threshold(len(qon))) + p.transposed_margin * (t_sq != 0)
+        return Candidate(piece=int(piece), confidence=conf, score_end_s=float(end_s[0]),
+                         tempo_ratio=float(ratio[0]), transposition=int(transposition), votes=0.0,
+                         matched=int(matched[0]), error_s=float(err[0]), sure=conf >= thr, n_query=len(qon),
+                         n_score=int(n_score[0]))
+
+    def _query(self, notes: np.ndarray, max_query_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The valid notes of the last ``max_query_s`` seconds, by onset; None if fewer than 3."""
         if notes.dtype.names is None or "onset_s" not in notes.dtype.names or "pitch" not in notes.dtype.names:
             raise ValueError("notes must be a structured array with 'onset_s' and 'pitch' fields")
         onset = np.asarray(notes["onset_s"], dtype=np.float64)
         pitch = np.asarray(notes["pitch"], dtype=np.int64)
         ok = np.isfinite(onset) & (pitch >= 0) & (pitch <= 127)
         onset, pitch = onset[ok], pitch[ok]
-        if len(onset) < 3 or ix.n_entries == 0:
-            return []
+        if len(onset) < 3 or self.index.n_entries == 0:
+            return None
         order = np.argsort(onset, kind="stable")
         onset, pitch = onset[order], pitch[order]
         recent = onset >= onset[-1] - max_query_s  # the bar at the end is asked for: use the recent notes
         onset, pitch = onset[recent], pitch[recent]
-        if len(onset) < 3:
+        return (onset, pitch) if len(onset) >= 3 else None
+
+    def _candidates(self, notes: np.ndarray, max_query_s: float, slack: float = 0.0) -> list[Candidate]:
+        p = self.params
+        ix = self.index
+        fp = ix.params
+        q = self._query(notes, max_query_s)
+        if q is None:
             return []
+        onset, pitch = q
         tr = extract_triplets(onset, pitch, neighbour_margin=p.tau_neighbour_margin, **fp.triplet_kwargs())
         if len(tr["hash"]) == 0:
             return []
