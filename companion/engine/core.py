@@ -352,7 +352,7 @@ class Engine:
                 return switched
         if p.check_tracker and not self.midi and not (support and self._preferred(hyps, support) is support[0]):
             here = self._checked_here(now)
-            if here is not None and here.confidence >= best.confidence - p.ambiguity_margin:
+            if here is not None and here.confidence >= best.confidence - p.check_margin:
                 support = [here]
         if support and self._preferred(hyps, support) is support[0]:
             self._n_disagree, self._disagree = 0, []

@@ -78,18 +78,22 @@ class EngineParams:
         Audio, while tracking: when a query's hypotheses do not include the tracker's place, the
         identifier verifies that place with the same notes
         (:meth:`~companion.fingerprint.identify.Identifier.check`); if it passes and is about as good as
-        the best (``ambiguity_margin``), the query agrees with the tracker. Where the same notes recur,
+        the best (``check_margin``), the query agrees with the tracker. Where the same notes recur,
         the vote often keeps only one of the places, and two such queries pulled a tracker that was
-        right to the other occurrence (Chopin's Scherzo op. 31, whose written-out repeat holds the
-        same notes 102 bars on). On the disjoint tuning subsets (``engine_bench --offset 0.5`` and
-        ``0.25``, ``--parts follow splice unknown``, 8 one-minute runs and 8 splices of each kind per
-        soundfont) the notes in the right bar rose from 89.0 / 66.7 % to 89.1 / 74.7 % and from 86.7 /
-        65.8 % to 88.1 / 73.0 % (timgm6mb / fluidr3mono); one backward splice per subset was not
-        recovered any more on timgm6mb, both at a passage that recurs note for note (the Waldstein
-        rondo's theme, bars 14 and 127; op. 10/12, bars 3 and 43), where either occurrence is a guess;
-        the rest unchanged. In piece mode (``--offset 0.5 --parts piece``) 87.9 / 69.4 -> 88.0 / 68.9 %.
-        MIDI input does not use it (its place comes from the notes themselves,
-        :class:`~companion.engine.midi.NoteFollower`).
+        right to the other occurrence (Chopin's Scherzo op. 31, whose repeat holds the same notes 102
+        bars on). On the disjoint tuning subsets (``engine_bench --offset 0.5`` and ``0.25``, ``--parts
+        follow splice unknown``, 8 one-minute runs and 8 splices of each kind per soundfont) the notes
+        in the right bar rose from 89.0 / 66.7 % to 89.1 / 74.7 % and from 86.7 / 65.8 % to 88.1 /
+        73.0 % (timgm6mb / fluidr3mono); one backward splice was no longer recovered on timgm6mb, at a
+        passage that recurs note for note (the Waldstein rondo's theme, bars 14 and 127), where either
+        occurrence is a guess; the rest unchanged. MIDI input does not use it (its place comes from the
+        notes themselves, :class:`~companion.engine.midi.NoteFollower`).
+    check_margin : float
+        ... within this of the best hypothesis' confidence. The check refines the place near the
+        tracker's, so a tracker a beat or a bar off can borrow the right place's notes: with
+        ``ambiguity_margin`` (0.1) it kept a tracker a bar behind in a slow movement (op. 2/3 ii) for
+        3 s and lost a coin flip at op. 10/12's recurring opening (bars 3 and 43) on the tuning
+        subsets; 0.03 keeps the recurrences (their confidences tie exactly) and not those.
     reseed_confidence : float
         While tracking, only hypotheses at least this confident count as disagreement.
     reseed_after : int
@@ -180,6 +184,7 @@ class EngineParams:
     agree_tolerance_s: float = 1.5
     ambiguity_margin: float = 0.1
     check_tracker: bool = True
+    check_margin: float = 0.03
     reseed_confidence: float = 0.55
     reseed_after: int = 2
     top_k: int = 5
