@@ -431,8 +431,8 @@ class Engine:
         if here is None or check is None or self._query_notes is None or len(self._query_notes) < 3:
             return None
         t_last = float(self._query_notes["onset_s"][-1])
-        c = check(self._query_notes, here.piece, here.predict(t_last), here.tempo,
-                                  self._current.transposition if self._current is not None else 0)
+        transposition = self._current.transposition if self._current is not None else 0
+        c = check(self._query_notes, here.piece, here.predict(t_last), here.tempo, transposition)
         if c is None or not c.sure or abs(c.score_end_s - here.predict(t_last)) > self.params.agree_tolerance_s:
             return None
         return Hypothesis(here.piece, c.score_end_s, c.tempo_ratio, c.confidence, t_last, c.transposition)
