@@ -259,27 +259,16 @@ class Identifier:
         centre as a voted candidate's are (see :func:`~companion.fingerprint._verify.verify`), so the
         returned ``score_end_s`` may differ; ``sure`` and the confidence are as :meth:`candidates`
         gives them. None for fewer than 3 notes or a piece outside the index."""
-        p = self.params
-        ix = self.index
-        q = self._query(notes, p.max_query_s)
-        if q is None or not 0 <= piece < ix.n_pieces:
+        q = self._query(notes, self.params.max_query_s)
+        if q is None or not 0 <= piece < self.index.n_pieces:
             return None
         onset, pitch = q
         order = np.lexsort((pitch, onset))
         qon, qpi = onset[order], pitch[order]
         tc = 0.5 * (qon[0] + qon[-1])
-        t_sq = -int(transposition)
-        f, end_s, ratio, matched, err, n_score = verify(
-            qon, qpi, ix.note_onset_s, ix.piece_start, self._po, self._pitch_start, self._local,
-            np.array([piece], np.int64), np.array([score_end_s - tempo_ratio * (qon[-1] - tc)]),
-            np.array([float(tempo_ratio)]), np.array([t_sq], np.int64), tc, p.tol1_s, p.band_s, p.band_slope,
-            p.r_min, p.r_max, 1, ix.params.chord_tolerance_s, p.n_grid1)
-        conf = float(f_beta(matched, len(qon), n_score, p.f_beta)[0]) if f[0] > 0 else 0.0
-        thr = float(self.threshold(len(qon))) + p.transposed_margin * (t_sq != 0)
-        return Candidate(piece=int(piece), confidence=conf, score_end_s=float(end_s[0]),
-                         tempo_ratio=float(ratio[0]), transposition=int(transposition), votes=0.0,
-                         matched=int(matched[0]), error_s=float(err[0]), sure=conf >= thr, n_query=len(qon),
-                         n_score=int(n_score[0]))
+        [c] = self._verified(qon, qpi, tc, np.array([piece]), np.array([score_end_s - tempo_ratio * (qon[-1] - tc)]),
+                             np.array([float(tempo_ratio)]), np.array([-int(transposition)]), 1, np.zeros(1), np.inf)
+        return c
 
     def _query(self, notes: np.ndarray, max_query_s: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The valid notes of the last ``max_query_s`` seconds, by onset; None if fewer than 3."""
@@ -328,19 +317,7 @@ class Identifier:
         pids = np.searchsorted(self._piece_bin_start, gbin, side="right") - 1
         r0 = np.exp(logr[top] / count[top])
         pos_c = possum[top] / count[top]
-        f, end_s, ratio, matched, err, n_score = verify(
-            qon, qpi, ix.note_onset_s, ix.piece_start, self._po, self._pitch_start, self._local,
-            pids.astype(np.int64), pos_c, r0,
-            t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope, p.r_min, p.r_max, p.n_refine,
-            fp.chord_tolerance_s, p.n_grid1)
-        f = np.where(f > 0, f_beta(matched, len(qon), n_score, p.f_beta), 0.0)  # (β = 1: ``f`` itself)
-        out: list[Candidate] = []
-        thr = self.threshold(len(qon)) + p.transposed_margin * (t_sq != 0)
-        for k in np.flatnonzero(f >= thr - slack):
-            out.append(Candidate(piece=int(pids[k]), confidence=float(f[k]), score_end_s=float(end_s[k]),
-                                 tempo_ratio=float(ratio[k]), transposition=-int(t_sq[k]),
-                                 votes=float(smooth[top[k]]), matched=int(matched[k]), error_s=float(err[k]),
-                                 sure=bool(f[k] >= thr[k]), n_query=len(qon), n_score=int(n_score[k])))
+        out = self._verified(qon, qpi, tc, pids, pos_c, r0, t_sq, p.n_refine, smooth[top], slack)
         # best first, where a transposed candidate ranks as if ``key_prior`` less confident (players mostly
         # play in the notated key, and sequences recur transposed note for note); then the smaller
         # transposition, the more precise timing, more votes
@@ -352,6 +329,26 @@ class Identifier:
                 continue
             merged.append(c)
         return merged
+
+    def _verified(self, qon: np.ndarray, qpi: np.ndarray, tc: float, pids: np.ndarray, pos_c: np.ndarray,
+                  r0: np.ndarray, t_sq: np.ndarray, n_refine: int, votes: np.ndarray,
+                  slack: float) -> list[Candidate]:
+        """Check cells note by note (:func:`~companion.fingerprint._verify.verify`: piece, score position of
+        the query centre ``tc``, tempo ratio, score - query pitch) and keep those whose confidence
+        reaches the threshold minus ``slack``, in the order given."""
+        p = self.params
+        ix = self.index
+        f, end_s, ratio, matched, err, n_score = verify(
+            qon, qpi, ix.note_onset_s, ix.piece_start, self._po, self._pitch_start, self._local,
+            pids.astype(np.int64), pos_c, r0, t_sq.astype(np.int64), tc, p.tol1_s, p.band_s, p.band_slope,
+            p.r_min, p.r_max, n_refine, ix.params.chord_tolerance_s, p.n_grid1)
+        f = np.where(f > 0, f_beta(matched, len(qon), n_score, p.f_beta), 0.0)  # (β = 1: ``f`` itself)
+        thr = self.threshold(len(qon)) + p.transposed_margin * (t_sq != 0)
+        return [Candidate(piece=int(pids[k]), confidence=float(f[k]), score_end_s=float(end_s[k]),
+                          tempo_ratio=float(ratio[k]), transposition=-int(t_sq[k]), votes=float(votes[k]),
+                          matched=int(matched[k]), error_s=float(err[k]), sure=bool(f[k] >= thr[k]),
+                          n_query=len(qon), n_score=int(n_score[k]))
+                for k in np.flatnonzero(f >= thr - slack)]
 
     def identify(self, notes: np.ndarray, *, top_k: int = 5) -> list[Match]:
         """Identify piece and bar at the end of ``notes``.
